@@ -1,0 +1,167 @@
+"""The frozen LLM: loading (fp32 / bf16 / 4-bit nf4), its tokenizer, and streamed generation.
+
+The offline LLM ships as a Q4_1 GGUF file; `transformers` de-quantises it on load, which takes tens of seconds, so
+the result is cached once as safetensors under the user's cache folder and later starts read that copy.
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Literal, Optional
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from core.schema import GenerationSettings
+
+log = logging.getLogger(__name__)
+
+DType = Literal["float32", "bfloat16", "float16"]
+Quantization = Literal["none", "nf4"]
+
+
+@dataclass
+class LoadedLLM:
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+
+    @property
+    def width(self) -> int:
+        return self.model.get_input_embeddings().weight.shape[1]
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.get_input_embeddings().weight.device
+
+    def embed(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.model.get_input_embeddings()(ids.to(self.device))
+
+
+def _fix_special_tokens(tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel) -> None:
+    """The SmolLM2 GGUF names `<|im_start|>` as eos; chat turns end with `<|im_end|>`, so generation must stop there."""
+    im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    if isinstance(im_end, int) and im_end != tokenizer.unk_token_id and im_end is not None:
+        tokenizer.eos_token = "<|im_end|>"
+        tokenizer.pad_token = "<|im_end|>"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.config.eos_token_id = tokenizer.eos_token_id
+    model.config.pad_token_id = tokenizer.pad_token_id
+
+
+def gguf_safetensors_cache(gguf_path: Path, cache_root: Path) -> Path:
+    """De-quantise a GGUF model once into `cache_root/<name>/` (safetensors + tokenizer); return that folder."""
+    target = cache_root / gguf_path.stem
+    if (target / "config.json").is_file() and any(target.glob("*.safetensors")):
+        return target
+    log.info("converting %s to a safetensors cache (first start only)", gguf_path.name)
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    model = AutoModelForCausalLM.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name,
+                                                 dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
+    _fix_special_tokens(tokenizer, model)
+    # save_pretrained refuses models loaded from GGUF; the de-quantised weights are plain tensors, so write them
+    # directly with a config that no longer mentions the GGUF quantisation.
+    from safetensors.torch import save_model
+
+    partial.mkdir(parents=True)
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model.config.save_pretrained(partial)
+    model.generation_config.save_pretrained(partial)
+    save_model(model, str(partial / "model.safetensors"))
+    tokenizer.save_pretrained(partial)
+    shutil.rmtree(target, ignore_errors=True)
+    partial.rename(target)
+    return target
+
+
+def load_llm(source: str | Path, dtype: DType = "float32", quantization: Quantization = "none",
+             device: Optional[str] = None) -> LoadedLLM:
+    """Load a causal LM from a folder or hub id, frozen and in eval mode.
+
+    nf4 goes through bitsandbytes' `BitsAndBytesConfig` (its CPU backend works too); compute runs in `dtype`.
+    """
+    torch_dtype = getattr(torch, dtype)
+    kwargs: dict = {"dtype": torch_dtype}
+    if quantization == "nf4":
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch_dtype,
+            bnb_4bit_use_double_quant=True,
+        )
+        kwargs["device_map"] = device or ("auto" if torch.cuda.is_available() else "cpu")
+    elif device:
+        kwargs["device_map"] = device
+    model = AutoModelForCausalLM.from_pretrained(str(source), **kwargs)
+    tokenizer = AutoTokenizer.from_pretrained(str(source))
+    _fix_special_tokens(tokenizer, model)
+    model.eval().requires_grad_(False)
+    return LoadedLLM(model=model, tokenizer=tokenizer)
+
+
+def generation_kwargs(settings: GenerationSettings, tokenizer: PreTrainedTokenizerBase) -> dict:
+    """`generate` arguments for greedy, beam or nucleus decoding."""
+    kwargs = {
+        "max_new_tokens": settings.max_new_tokens,
+        "repetition_penalty": settings.repetition_penalty,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+        "do_sample": settings.decoding == "nucleus",
+        "num_beams": settings.num_beams if settings.decoding == "beam" else 1,
+    }
+    if settings.decoding == "nucleus":
+        kwargs.update(temperature=settings.temperature, top_p=settings.top_p)
+    else:
+        kwargs.update(temperature=None, top_p=None, top_k=None)
+    return kwargs
+
+
+def stream_generate(llm: LoadedLLM, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor,
+                    settings: GenerationSettings, stop: Optional[threading.Event] = None) -> Iterator[str]:
+    """Yield text pieces as tokens are produced (beam search yields once, at the end: beams only settle then).
+
+    `stop` ends generation early (the app's stop button); the text produced so far is kept.
+    """
+    from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
+    class _StopOnEvent(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):  # noqa: ARG002
+            return bool(stop is not None and stop.is_set())
+
+    torch.manual_seed(settings.seed)
+    kwargs = generation_kwargs(settings, llm.tokenizer)
+    kwargs.update(inputs_embeds=inputs_embeds.to(llm.device, llm.model.dtype),
+                  attention_mask=attention_mask.to(llm.device),
+                  stopping_criteria=StoppingCriteriaList([_StopOnEvent()]))
+    if settings.decoding == "beam":
+        with torch.inference_mode():
+            ids = llm.model.generate(**kwargs)
+        yield llm.tokenizer.decode(ids[0], skip_special_tokens=True)
+        return
+    streamer = TextIteratorStreamer(llm.tokenizer, skip_prompt=False, skip_special_tokens=True, timeout=300)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            with torch.inference_mode():
+                llm.model.generate(**kwargs, streamer=streamer)
+        except BaseException as exc:  # surfaced in the caller's thread below
+            errors.append(exc)
+            streamer.end()
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    for piece in streamer:
+        if piece:
+            yield piece
+    worker.join()
+    if errors:
+        raise errors[0]
