@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Iterator, Literal, Optional
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase,
+                          TextIteratorStreamer)
 
 from core.schema import GenerationSettings
 
@@ -124,13 +125,30 @@ def generation_kwargs(settings: GenerationSettings, tokenizer: PreTrainedTokeniz
     return kwargs
 
 
+class _CountingStreamer(TextIteratorStreamer):
+    """Counts the generated tokens it is handed (the first `put` is the prompt, empty with inputs_embeds)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.generated = 0
+        self._seen_prompt = False
+
+    def put(self, value: torch.Tensor) -> None:
+        if self._seen_prompt:
+            self.generated += value.numel()
+        self._seen_prompt = True
+        super().put(value)
+
+
 def stream_generate(llm: LoadedLLM, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor,
-                    settings: GenerationSettings, stop: Optional[threading.Event] = None) -> Iterator[str]:
+                    settings: GenerationSettings, stop: Optional[threading.Event] = None,
+                    stats: Optional[dict] = None) -> Iterator[str]:
     """Yield text pieces as tokens are produced (beam search yields once, at the end: beams only settle then).
 
-    `stop` ends generation early (the app's stop button); the text produced so far is kept.
+    `stop` ends generation early (the app's stop button); the text produced so far is kept. `stats["tokens"]`
+    receives the number of generated tokens.
     """
-    from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+    from transformers import StoppingCriteria, StoppingCriteriaList
 
     class _StopOnEvent(StoppingCriteria):
         def __call__(self, input_ids, scores, **kwargs):  # noqa: ARG002
@@ -144,9 +162,11 @@ def stream_generate(llm: LoadedLLM, inputs_embeds: torch.Tensor, attention_mask:
     if settings.decoding == "beam":
         with torch.inference_mode():
             ids = llm.model.generate(**kwargs)
+        if stats is not None:
+            stats["tokens"] = int((ids[0] != llm.tokenizer.pad_token_id).sum())
         yield llm.tokenizer.decode(ids[0], skip_special_tokens=True)
         return
-    streamer = TextIteratorStreamer(llm.tokenizer, skip_prompt=False, skip_special_tokens=True, timeout=300)
+    streamer = _CountingStreamer(llm.tokenizer, skip_prompt=False, skip_special_tokens=True, timeout=300)
     errors: list[BaseException] = []
 
     def run() -> None:
@@ -163,5 +183,7 @@ def stream_generate(llm: LoadedLLM, inputs_embeds: torch.Tensor, attention_mask:
         if piece:
             yield piece
     worker.join()
+    if stats is not None:
+        stats["tokens"] = streamer.generated
     if errors:
         raise errors[0]

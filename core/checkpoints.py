@@ -1,0 +1,51 @@
+"""Checkpoint format: safetensors holding only trained parameters, with a JSON config beside it. Never pickle.
+
+Frozen parts (encoders, LLM, the Q-Former's frozen text embeddings) come from their sources, so a checkpoint is
+small; loading checks that every stored tensor matches a trainable parameter by name and shape.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint does not fit the module it is loaded into."""
+
+
+def trained_state(module: nn.Module) -> dict[str, torch.Tensor]:
+    """The parameters that training updates (requires_grad), detached, contiguous."""
+    return {name: p.detach().contiguous() for name, p in module.named_parameters() if p.requires_grad}
+
+
+def save_checkpoint(module: nn.Module, path: Path, config: dict, dtype: torch.dtype = torch.float16) -> None:
+    """Write `path` (.safetensors) and `path` with .json holding `config`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in trained_state(module).items()}
+    save_file(tensors, str(path), metadata={"format": "pt"})
+    path.with_suffix(".json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
+def load_checkpoint(module: nn.Module, path: Path) -> dict:
+    """Load trained tensors into `module`; return the JSON config. Raises CheckpointError naming the first misfit."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    stored = load_file(str(path))
+    parameters = dict(module.named_parameters())
+    for name, tensor in stored.items():
+        if name not in parameters:
+            raise CheckpointError(f"{path.name}: stored tensor {name!r} has no matching parameter")
+        if tuple(parameters[name].shape) != tuple(tensor.shape):
+            raise CheckpointError(f"{path.name}: {name!r} has shape {tuple(tensor.shape)}, "
+                                  f"the model expects {tuple(parameters[name].shape)}")
+    with torch.no_grad():
+        for name, tensor in stored.items():
+            parameters[name].copy_(tensor.to(parameters[name].dtype))
+    config_path = path.with_suffix(".json")
+    return json.loads(config_path.read_text()) if config_path.is_file() else {}

@@ -1,0 +1,91 @@
+"""`python -m core ask ...`: ask about any mix of media from a terminal, streaming the answer."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+
+from core.schema import AskRequest, GenerationSettings
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m core", description="X-Modal Instruct command line")
+    commands = parser.add_subparsers(dest="command", required=True)
+    ask = commands.add_parser("ask", help="ask a question about an image, audio, video and/or 3D file")
+    ask.add_argument("question")
+    ask.add_argument("--preset", default=os.environ.get("XMODAL_PRESET", "tiny"))
+    ask.add_argument("--image")
+    ask.add_argument("--audio")
+    ask.add_argument("--video")
+    ask.add_argument("--points", help="point cloud or mesh file")
+    ask.add_argument("--optimize", action="store_true", help="rewrite and score the instruction first (IAS + ICO)")
+    ask.add_argument("--json", action="store_true", help="print one JSON object instead of streaming text")
+    ask.add_argument("--qformer-prompt", help="text the Q-Formers see instead of the question")
+    defaults = GenerationSettings()
+    ask.add_argument("--decoding", choices=["greedy", "beam", "nucleus"], default=defaults.decoding)
+    ask.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens)
+    ask.add_argument("--temperature", type=float, default=defaults.temperature)
+    ask.add_argument("--top-p", type=float, default=defaults.top_p)
+    ask.add_argument("--repetition-penalty", type=float, default=defaults.repetition_penalty)
+    ask.add_argument("--num-beams", type=int, default=defaults.num_beams)
+    ask.add_argument("--no-prefix-cues", action="store_true", help="leave out the ' image: ' style cues")
+    ask.add_argument("--projection", choices=["qformer", "linear"], default=defaults.projection)
+    ask.add_argument("--cmaa", action="store_true", help="fuse the instruction with Cross-Modal Alignment Attention")
+    ask.add_argument("--seed", type=int, default=defaults.seed)
+    return parser
+
+
+def request_from_args(args: argparse.Namespace) -> AskRequest:
+    settings = GenerationSettings(
+        decoding=args.decoding, max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
+        repetition_penalty=args.repetition_penalty, num_beams=args.num_beams, prefix_cues=not args.no_prefix_cues,
+        projection=args.projection, cmaa=args.cmaa, seed=args.seed,
+    )
+    return AskRequest(question=args.question, image=args.image, audio=args.audio, video=args.video,
+                      points=args.points, settings=settings, optimize=args.optimize,
+                      qformer_prompt=args.qformer_prompt)
+
+
+def run_ask(args: argparse.Namespace) -> int:
+    from core.media import MediaError, detect_kind
+    from core.pipeline import Pipeline
+
+    request = request_from_args(args)
+    request.settings.validate()
+    for modality, path in request.media_paths().items():
+        if not os.path.isfile(path):
+            raise MediaError(f"{path}: no such file")
+        kind = detect_kind(path)
+        if kind != modality:
+            raise MediaError(f"{path}: a {kind} file was given to --{modality}")
+    pipeline = Pipeline.from_preset(args.preset)
+    result = None
+    for event in pipeline.stream(request):
+        if event.result is not None:
+            result = event.result
+        elif not args.json:
+            sys.stdout.write(event.delta)
+            sys.stdout.flush()
+    if args.json:
+        print(json.dumps(result.to_json()))
+    else:
+        sys.stdout.write("\n")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.ERROR, format="%(levelname)s: %(message)s")
+    from core.checkpoints import CheckpointError
+    from core.media import MediaError
+    from core.sources import SourceNotFoundError
+
+    try:
+        return run_ask(args)
+    except (MediaError, ValueError, CheckpointError, SourceNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,115 @@
+"""The assembled model: frozen encoder -> per-modality Q-Former (or linear baseline) -> LLM width -> frozen LLM.
+
+Each modality has its own bridge (LayerNorm, query tokens, Q-Former, projection, baseline, optional CMAA) trained
+independently; the encoders and the LLM are shared and frozen.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+import torch
+from torch import nn
+
+from core.encoders.base import EncodedMedia
+from core.llm import LoadedLLM
+from core.projection import LinearProjectionBaseline, QueryProjection
+from core.prompt import AssembledInput, PromptStyle, assemble, render_pieces
+from core.qformer import InstructionAwareQFormer, QFormerSettings
+from core.schema import GenerationSettings
+
+
+@dataclass
+class BridgeOutput:
+    tokens: torch.Tensor
+    """(passes * queries, llm width): what the LLM sees for this modality."""
+    cross_attentions: Optional[torch.Tensor] = None
+    """(passes, layers, queries, encoder tokens) for the Q-Former path."""
+    cmaa_weights: Optional[torch.Tensor] = None
+    """(passes * queries, instruction tokens) when CMAA ran."""
+
+
+class ModalityBridge(nn.Module):
+    """Everything trained for one modality."""
+
+    def __init__(self, settings: QFormerSettings, llm_width: int) -> None:
+        super().__init__()
+        self.settings = settings
+        self.qformer = InstructionAwareQFormer(settings)
+        self.projection = QueryProjection(settings.hidden_size, llm_width)
+        self.linear_baseline = LinearProjectionBaseline(settings.encoder_width, llm_width, settings.num_query_tokens)
+        self.cmaa: Optional[nn.Module] = None
+
+    def forward(self, encoded: EncodedMedia, instruction_ids: torch.Tensor, instruction_mask: torch.Tensor,
+                projection: str = "qformer", output_attentions: bool = False) -> BridgeOutput:
+        if projection == "linear":
+            tokens = self.linear_baseline(encoded.tokens, encoded.mask)
+            return BridgeOutput(tokens=tokens.reshape(-1, tokens.shape[-1]))
+        passes = encoded.tokens.shape[0]
+        out = self.qformer(encoded.tokens, encoded.mask, instruction_ids.expand(passes, -1),
+                           instruction_mask.expand(passes, -1), output_attentions=output_attentions)
+        tokens = self.projection(out.query_states)
+        return BridgeOutput(tokens=tokens.reshape(-1, tokens.shape[-1]), cross_attentions=out.cross_attentions)
+
+
+class XModalModel(nn.Module):
+    def __init__(self, llm: LoadedLLM, qformer_tokenizer: Any, encoders: dict[str, Callable[[Any], EncodedMedia]],
+                 encoder_modules: dict[str, nn.Module], bridges: dict[str, ModalityBridge],
+                 prompt_style: PromptStyle = "chat_template") -> None:
+        super().__init__()
+        self.llm = llm
+        self.qformer_tokenizer = qformer_tokenizer
+        self.encoders = encoders
+        self.encoder_modules = nn.ModuleDict(encoder_modules)
+        self.bridges = nn.ModuleDict(bridges)
+        self.prompt_style = prompt_style
+
+    @property
+    def modalities(self) -> list[str]:
+        return list(self.bridges.keys())
+
+    @torch.no_grad()
+    def encode(self, modality: str, media: Any) -> EncodedMedia:
+        """Run the frozen encoder for `modality` on loaded media (PIL image, waveform, VideoClip, PointCloud)."""
+        return self.encoders[modality](media)
+
+    def tokenize_instruction(self, instruction: str) -> tuple[torch.Tensor, torch.Tensor]:
+        max_len = next(iter(self.bridges.values())).settings.max_instruction_tokens
+        batch = self.qformer_tokenizer(instruction, truncation=True, max_length=max_len, return_tensors="pt")
+        return batch.input_ids, batch.attention_mask
+
+    def instruction_embeddings(self, instruction: str) -> tuple[torch.Tensor, list[str]]:
+        """The instruction in the LLM's own embedding space (CMAA's keys and values) and its token strings."""
+        ids = self.llm.tokenizer(instruction, add_special_tokens=False, return_tensors="pt").input_ids[0]
+        return self.llm.embed(ids).float(), self.llm.tokenizer.convert_ids_to_tokens(ids.tolist())
+
+    def media_tokens(self, modality: str, encoded: EncodedMedia, instruction: str,
+                     settings: GenerationSettings, output_attentions: bool = False) -> BridgeOutput:
+        bridge = self.bridges[modality]
+        ids, mask = self.tokenize_instruction(instruction)
+        out = bridge(encoded, ids, mask, projection=settings.projection, output_attentions=output_attentions)
+        if settings.cmaa and settings.projection == "qformer":
+            if bridge.cmaa is None:
+                raise ValueError(f"CMAA is switched on but no CMAA weights are loaded for {modality}")
+            text, _ = self.instruction_embeddings(instruction)
+            out.tokens, out.cmaa_weights = bridge.cmaa(out.tokens, text)
+        return out
+
+    def build_input(self, question: str, media_tokens: dict[str, torch.Tensor], history: list[tuple[str, str]],
+                    prefix_cues: bool = True) -> AssembledInput:
+        pieces = render_pieces(question, list(media_tokens), history, self.llm.tokenizer,
+                               prefix_cues=prefix_cues, style=self.prompt_style)
+        dtype = self.llm.model.get_input_embeddings().weight.dtype
+        media = {m: t.to(self.llm.device, dtype) for m, t in media_tokens.items()}
+        return assemble(pieces, media, self.llm.tokenizer, self.llm.embed)
+
+    def answer_loss(self, prompt: AssembledInput, answer: str) -> torch.Tensor:
+        """Mean cross-entropy on the answer's tokens only (plus the end-of-turn token); the prompt is not scored."""
+        tokenizer = self.llm.tokenizer
+        target = tokenizer(answer, add_special_tokens=False, return_tensors="pt").input_ids[0]
+        target = torch.cat([target, torch.tensor([tokenizer.eos_token_id])]).to(self.llm.device)
+        embeds = torch.cat([prompt.inputs_embeds[0], self.llm.embed(target).to(prompt.inputs_embeds.dtype)])[None]
+        logits = self.llm.model(inputs_embeds=embeds).logits[0]
+        start = prompt.inputs_embeds.shape[1]
+        predicted = logits[start - 1 : start - 1 + target.shape[0]].float()
+        return nn.functional.cross_entropy(predicted, target)

@@ -1,0 +1,131 @@
+"""The one object the UI, CLI, benchmarks and tests call: media in, streamed answer, attention and timings out."""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Iterator, Optional
+
+from core.cache import EncoderCache
+from core.encoders.base import EncodedMedia
+from core.schema import (AskRequest, AskResult, CmaaAttention, ModalityAttention, OptimizerTrace, StreamEvent)
+
+
+def _attention_record(modality: str, encoded: EncodedMedia, cross: Any) -> ModalityAttention:
+    weights = cross.detach().float().numpy()
+    if modality == "points":
+        return ModalityAttention(weights=weights, layout="points",
+                                 group_centres=encoded.group_centres.numpy(),
+                                 point_groups=encoded.point_groups.numpy(), points=encoded.points.numpy())
+    if modality == "audio":
+        return ModalityAttention(weights=weights, layout="time", segment_seconds=encoded.segment_seconds)
+    return ModalityAttention(weights=weights, layout="grid", grid_hw=encoded.grid_hw)
+
+
+class Pipeline:
+    """Holds one loaded preset; thread-safe (model work is serialised by a lock, state lives in requests)."""
+
+    def __init__(self, model, preset, cache: Optional[EncoderCache] = None) -> None:
+        self.model = model
+        self.preset = preset
+        self.cache = cache or EncoderCache()
+        self.load_seconds = 0.0
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_preset(cls, name: str = "tiny", **overrides) -> "Pipeline":
+        from core.presets import get_preset
+
+        start = time.perf_counter()
+        preset = get_preset(name, **overrides)
+        pipeline = cls(preset.build(preset), preset)
+        pipeline.load_seconds = time.perf_counter() - start
+        return pipeline
+
+    def load_media(self, modality: str, path: str) -> Any:
+        """Decode and validate one input with the preset's sampling settings (raises core.media.MediaError)."""
+        from core import media
+
+        if modality == "image":
+            return media.load_image(path)
+        if modality == "audio":
+            return media.load_audio(path, sample_rate=16000)
+        if modality == "video":
+            return media.load_video(path, num_frames=self.preset.num_video_frames)
+        if modality == "points":
+            return media.load_points(path, num_points=self.preset.num_points)
+        raise ValueError(f"unknown modality {modality!r}")
+
+    def encode_file(self, modality: str, path: str) -> tuple[EncodedMedia, bool]:
+        """Encoder output for a file, from the cache when the same content was seen with this preset."""
+        from core.media import file_digest
+
+        key = (file_digest(path), self.preset.name, modality, self.preset.num_video_frames, self.preset.num_points)
+        return self.cache.get_or_compute(key, lambda: self.model.encode(modality, self.load_media(modality, path)))
+
+    def stream(self, request: AskRequest, stop: Optional[threading.Event] = None) -> Iterator[StreamEvent]:
+        """Text deltas as the LLM produces them, then one event with the full `AskResult`."""
+        from core.llm import stream_generate
+
+        settings = request.settings
+        settings.validate()
+        question = request.question.strip()
+        if not question:
+            raise ValueError("the question is empty")
+        unknown = set(request.media_paths()) - set(self.model.modalities)
+        if unknown:
+            raise ValueError(f"preset {self.preset.name!r} has no {sorted(unknown)[0]} model")
+        timings: dict[str, float] = {"load": self.load_seconds}
+        start = time.perf_counter()
+        encoded: dict[str, EncodedMedia] = {}
+        for modality, path in request.media_paths().items():
+            t = time.perf_counter()
+            encoded[modality], hit = self.encode_file(modality, path)
+            timings[f"encode_{modality}"] = 0.0 if hit else time.perf_counter() - t
+        with self._lock:
+            trace: Optional[OptimizerTrace] = None
+            question_used = question
+            if request.optimize:
+                from core.optimizer import InstructionOptimizer
+
+                trace = InstructionOptimizer(self.model).optimize(question, encoded, settings)
+                question_used = trace.final_instruction
+            instruction = (request.qformer_prompt or "").strip() or question_used
+            t = time.perf_counter()
+            outputs = {m: self.model.media_tokens(m, e, instruction, settings, output_attentions=True)
+                       for m, e in encoded.items()}
+            timings["qformer"] = time.perf_counter() - t
+            prompt = self.model.build_input(question_used, {m: o.tokens for m, o in outputs.items()},
+                                            request.history, prefix_cues=settings.prefix_cues)
+            stats: dict = {}
+            pieces: list[str] = []
+            t_generate = time.perf_counter()
+            for piece in stream_generate(self.model.llm, prompt.inputs_embeds, prompt.attention_mask, settings,
+                                         stop=stop, stats=stats):
+                if not pieces:
+                    timings["first_token"] = time.perf_counter() - start
+                pieces.append(piece)
+                yield StreamEvent(delta=piece)
+            decode_seconds = time.perf_counter() - t_generate
+        timings["total"] = time.perf_counter() - start
+        tokens = int(stats.get("tokens", 0))
+        timings["tokens_per_s"] = tokens / decode_seconds if decode_seconds > 0 else 0.0
+        result = AskResult(
+            answer="".join(pieces).strip(), instruction_used=question_used, timings_s=timings,
+            tokens_generated=tokens,
+            attention={m: _attention_record(m, encoded[m], o.cross_attentions)
+                       for m, o in outputs.items() if o.cross_attentions is not None},
+            cmaa_attention={m: CmaaAttention(weights=o.cmaa_weights.detach().float().numpy(),
+                                             instruction_tokens=self.model.instruction_embeddings(instruction)[1])
+                            for m, o in outputs.items() if o.cmaa_weights is not None},
+            optimizer=trace,
+        )
+        yield StreamEvent(result=result)
+
+    def ask(self, request: AskRequest, stop: Optional[threading.Event] = None) -> AskResult:
+        result = None
+        for event in self.stream(request, stop=stop):
+            if event.result is not None:
+                result = event.result
+        assert result is not None
+        return result
+

@@ -1,0 +1,69 @@
+"""The offline default: SmolLM2-135M-Instruct, EfficientNet-Lite0, Whisper tiny.en and our point-group encoder.
+
+Everything resolves from installed packages; the trained Q-Formers, baselines and the 3D encoder come from
+`assets/checkpoints/tiny/` when present (until they are trained, the bridges are untrained and say so).
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from core.presets.base import Preset
+
+log = logging.getLogger(__name__)
+
+CHECKPOINTS = Path(__file__).resolve().parents[2] / "assets" / "checkpoints" / "tiny"
+NUM_QUERY_TOKENS = 8
+
+
+def build_tiny(preset: Preset):
+    from transformers import AutoTokenizer
+
+    from core.checkpoints import load_checkpoint
+    from core.encoders.audio import WhisperAudioEncoder
+    from core.encoders.image import EfficientNetImageEncoder
+    from core.encoders.pointcloud import PointGroupEncoder
+    from core.llm import gguf_safetensors_cache, load_llm
+    from core.model import ModalityBridge, XModalModel
+    from core.qformer import QFormerSettings
+    from core.sources import cache_dir, minilm_folder, smollm2_gguf
+
+    llm = load_llm(gguf_safetensors_cache(smollm2_gguf(), cache_dir() / "llm"), dtype=preset.llm_dtype,
+                   quantization=preset.quantization)
+    image = EfficientNetImageEncoder()
+    audio = WhisperAudioEncoder(segments=preset.audio_segments)
+    points = PointGroupEncoder().eval().requires_grad_(False)
+    checkpoint_dir = preset.checkpoint_dir
+    encoder_path = checkpoint_dir / "points_encoder.safetensors" if checkpoint_dir else None
+    if encoder_path is not None and encoder_path.is_file():
+        points.requires_grad_(True)
+        load_checkpoint(points, encoder_path)
+        points.requires_grad_(False)
+    widths = {"image": image.width, "video": image.width, "audio": audio.width, "points": points.width}
+    bridges = {}
+    for modality, width in widths.items():
+        settings = QFormerSettings(encoder_width=width, num_query_tokens=NUM_QUERY_TOKENS)
+        bridge = ModalityBridge(settings, llm.width)
+        path = checkpoint_dir / f"{modality}.safetensors" if checkpoint_dir else None
+        if path is not None and path.is_file():
+            load_checkpoint(bridge, path)
+        else:
+            log.warning("no trained %s bridge at %s: its Q-Former is untrained", modality, path)
+        bridges[modality] = bridge.eval()
+    encoders = {
+        "image": lambda im: image.encode_images([im]),
+        "video": lambda clip: image.encode_images(clip.frames),
+        "audio": audio.encode_waveform,
+        "points": lambda cloud: points.encode_cloud(cloud.xyz, cloud.rgb),
+    }
+    model = XModalModel(llm=llm, qformer_tokenizer=AutoTokenizer.from_pretrained(str(minilm_folder())),
+                        encoders=encoders, encoder_modules={"image": image, "audio": audio, "points": points},
+                        bridges=bridges, prompt_style=preset.prompt_style)
+    return model.eval()
+
+
+def tiny_preset(**overrides) -> Preset:
+    values = dict(name="tiny", description="offline CPU: SmolLM2-135M + EfficientNet-Lite0 + Whisper tiny.en",
+                  build=build_tiny, checkpoint_dir=CHECKPOINTS)
+    values.update(overrides)
+    return Preset(**values)
