@@ -1,0 +1,73 @@
+"""The instruction-aware Q-Former and the projections."""
+import torch
+
+from core.checkpoints import CheckpointError, load_checkpoint, save_checkpoint, trained_state
+from core.model import ModalityBridge
+from core.projection import LinearProjectionBaseline
+from core.qformer import InstructionAwareQFormer, QFormerSettings
+
+
+def _instruction(tokenizer_ids):
+    ids = torch.tensor([tokenizer_ids])
+    return ids, torch.ones_like(ids)
+
+
+def test_output_depends_on_the_instruction():
+    torch.manual_seed(0)
+    qformer = InstructionAwareQFormer(QFormerSettings(encoder_width=32, num_query_tokens=4)).eval()
+    media = torch.randn(1, 10, 32)
+    mask = torch.ones(1, 10, dtype=torch.bool)
+    a = qformer(media, mask, *_instruction([101, 2054, 3609, 102])).query_states
+    b = qformer(media, mask, *_instruction([101, 2129, 2116, 5200, 102])).query_states
+    assert a.shape == (1, 4, 384)
+    assert not torch.allclose(a, b, atol=1e-4)
+
+
+def test_cross_attention_is_returned_per_layer_and_sums_to_one():
+    qformer = InstructionAwareQFormer(QFormerSettings(encoder_width=32, num_query_tokens=4)).eval()
+    media = torch.randn(3, 10, 32)
+    mask = torch.ones(3, 10, dtype=torch.bool)
+    mask[2, 6:] = False
+    ids, text_mask = _instruction([101, 2054, 102])
+    out = qformer(media, mask, ids.expand(3, -1), text_mask.expand(3, -1), output_attentions=True)
+    assert out.cross_attentions.shape == (3, 2, 4, 10)
+    assert torch.allclose(out.cross_attentions.sum(-1), torch.ones(3, 2, 4), atol=1e-5)
+    assert out.cross_attentions[2, :, :, 6:].abs().max() < 1e-6  # padding never attended
+
+
+def test_text_model_parts_stay_frozen_and_out_of_checkpoints(tmp_path):
+    bridge = ModalityBridge(QFormerSettings(encoder_width=32, num_query_tokens=4), llm_width=48)
+    trained = trained_state(bridge)
+    assert "qformer.query_tokens" in trained
+    assert not any("word_embeddings" in k or "position_embeddings" in k for k in trained)
+    assert not any(".intermediate.dense." in k for k in trained)
+    assert any(".intermediate_query.dense." in k for k in trained)
+    path = tmp_path / "bridge.safetensors"
+    save_checkpoint(bridge, path, {"encoder_width": 32})
+    other = ModalityBridge(QFormerSettings(encoder_width=32, num_query_tokens=4), llm_width=48)
+    assert load_checkpoint(other, path) == {"encoder_width": 32}
+    assert torch.allclose(other.projection.weight, bridge.projection.weight.half().float())
+
+
+def test_checkpoint_with_the_wrong_shape_is_refused(tmp_path):
+    path = tmp_path / "bridge.safetensors"
+    save_checkpoint(ModalityBridge(QFormerSettings(encoder_width=32, num_query_tokens=4), 48), path, {})
+    wrong = ModalityBridge(QFormerSettings(encoder_width=32, num_query_tokens=6), 48)
+    try:
+        load_checkpoint(wrong, path)
+    except CheckpointError as error:
+        assert "query_tokens" in str(error) and "(1, 4, 384)" in str(error)
+    else:
+        raise AssertionError("a mismatched checkpoint was accepted")
+
+
+def test_linear_baseline_pools_real_tokens_to_the_query_count():
+    baseline = LinearProjectionBaseline(encoder_width=16, llm_width=24, num_tokens=4)
+    tokens = torch.randn(2, 12, 16)
+    mask = torch.ones(2, 12, dtype=torch.bool)
+    mask[1, 8:] = False
+    out = baseline(tokens, mask)
+    assert out.shape == (2, 4, 24)
+    tokens_changed = tokens.clone()
+    tokens_changed[1, 8:] = 100.0  # padding must not leak into the pooled tokens
+    assert torch.allclose(baseline(tokens_changed, mask), out)
