@@ -1,0 +1,108 @@
+"""The real offline stack end to end: SmolLM2 through the Q-Formers (untrained ones are enough here)."""
+import threading
+
+import pytest
+
+from core.media import MediaError
+from core.schema import AskRequest, GenerationSettings
+from tests.media_fixtures import make_audio, make_image, make_mesh_file, make_video
+
+SHORT = GenerationSettings(max_new_tokens=8)
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("media")
+    return {
+        "image": str(make_image(folder / "a.png", size=(96, 64))),
+        "audio": str(make_audio(folder / "a.wav", seconds=1.5)),
+        "video": str(make_video(folder / "a.mp4", seconds=1.0)),
+        "points": str(make_mesh_file(folder / "a.obj")),
+    }
+
+
+def test_text_only_chat_answers(tiny_pipeline):
+    result = tiny_pipeline.ask(AskRequest("What is the capital of France?", settings=GenerationSettings(max_new_tokens=12)))
+    assert "Paris" in result.answer
+    assert result.tokens_generated > 0 and result.attention == {}
+
+
+def test_tokens_stream_before_the_result(tiny_pipeline, media):
+    events = list(tiny_pipeline.stream(AskRequest("Describe it.", image=media["image"], settings=SHORT)))
+    deltas = [e.delta for e in events if e.result is None]
+    assert len(deltas) >= 2, "the answer arrived in one piece instead of streaming"
+    result = events[-1].result
+    assert result.answer == "".join(deltas).strip()
+    for key in ("load", "encode_image", "qformer", "first_token", "total", "tokens_per_s"):
+        assert key in result.timings_s
+    assert result.timings_s["first_token"] <= result.timings_s["total"]
+
+
+def test_all_four_modalities_at_once_with_attention_for_each(tiny_pipeline, media):
+    result = tiny_pipeline.ask(AskRequest("What do you perceive?", settings=SHORT, **media))
+    assert result.answer.strip()
+    assert set(result.attention) == {"image", "audio", "video", "points"}
+    assert result.attention["image"].weights.shape == (1, 2, 8, 49)
+    assert result.attention["video"].weights.shape[0] == tiny_pipeline.preset.num_video_frames
+    assert result.attention["audio"].weights.shape[0] == tiny_pipeline.preset.audio_segments
+    points = result.attention["points"]
+    assert points.points.shape == (tiny_pipeline.preset.num_points, 3)
+    assert points.weights.shape[-1] == points.group_centres.shape[0]
+
+
+def test_second_question_on_the_same_file_is_a_cache_hit(tiny_pipeline, media, tmp_path):
+    copy = tmp_path / "same-content.png"
+    copy.write_bytes(open(media["image"], "rb").read())
+    tiny_pipeline.ask(AskRequest("First?", image=media["image"], settings=SHORT))
+    hits = tiny_pipeline.cache.hits
+    result = tiny_pipeline.ask(AskRequest("Second?", image=str(copy), settings=SHORT))
+    assert tiny_pipeline.cache.hits == hits + 1
+    assert result.timings_s["encode_image"] == 0.0
+
+
+def test_linear_projection_baseline_runs(tiny_pipeline, media):
+    settings = GenerationSettings(max_new_tokens=4, projection="linear")
+    result = tiny_pipeline.ask(AskRequest("What is it?", image=media["image"], settings=settings))
+    assert result.answer.strip() and "image" not in result.attention
+
+
+@pytest.mark.parametrize("decoding", ["beam", "nucleus"])
+def test_other_decodings(tiny_pipeline, decoding):
+    settings = GenerationSettings(max_new_tokens=6, decoding=decoding, num_beams=2)
+    assert tiny_pipeline.ask(AskRequest("Name a colour.", settings=settings)).answer.strip()
+
+
+def test_stop_event_ends_generation_early(tiny_pipeline):
+    stop = threading.Event()
+    pieces = []
+    for event in tiny_pipeline.stream(AskRequest("Tell me a long story about a cube.",
+                                                 settings=GenerationSettings(max_new_tokens=200)), stop=stop):
+        if event.result is None:
+            pieces.append(event.delta)
+            stop.set()
+        else:
+            result = event.result
+    assert result.tokens_generated < 20
+
+
+def test_bad_input_raises_a_media_error(tiny_pipeline, tmp_path):
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not an image at all")
+    with pytest.raises(MediaError):
+        tiny_pipeline.ask(AskRequest("What is it?", image=str(broken), settings=SHORT))
+    with pytest.raises(ValueError, match="empty"):
+        tiny_pipeline.ask(AskRequest("   ", settings=SHORT))
+
+
+def test_nf4_llm_loads_on_cpu_and_answers():
+    from core.llm import gguf_safetensors_cache, load_llm, stream_generate
+    from core.sources import cache_dir, smollm2_gguf
+
+    llm = load_llm(gguf_safetensors_cache(smollm2_gguf(), cache_dir() / "llm"), quantization="nf4")
+    assert type(llm.model.model.layers[0].self_attn.q_proj).__name__ == "Linear4bit"
+    text = llm.tokenizer.apply_chat_template([{"role": "user", "content": "What is the capital of France?"}],
+                                             tokenize=False, add_generation_prompt=True)
+    ids = llm.tokenizer(text, return_tensors="pt").input_ids
+    answer = "".join(stream_generate(llm, llm.embed(ids), ids.new_ones(ids.shape),
+                                     GenerationSettings(max_new_tokens=10)))
+    assert "Paris" in answer
