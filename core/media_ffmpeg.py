@@ -24,7 +24,8 @@ TIMEOUT_S = 120.0
 STILL_IMAGE_DEMUXERS = ("image2", "_pipe")
 """ffmpeg reads single images too (png_pipe, jpeg_pipe, ...); a video loader must not accept those."""
 
-TRUNCATION_SIGNS = ("File ended prematurely", "truncat", "moov atom not found")
+TRUNCATION_SIGNS = ("File ended prematurely", "partial file", "truncat", "moov atom not found")
+"""ffmpeg's words for a file that stops early; it still decodes what is there, so we look for them."""
 
 
 @dataclass(frozen=True)

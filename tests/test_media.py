@@ -199,6 +199,15 @@ def test_video_truncated(tmp_path, ext):
     raises_media_error(CorruptFileError, load_video, path)
 
 
+def test_video_truncated_with_its_index_first(tmp_path):
+    # "faststart" puts the mp4 index at the front, so a cut file still opens; the missing data must be noticed.
+    whole = make_video(tmp_path / "whole.mp4", seconds=2.0, with_audio=True)
+    path = tmp_path / "faststart.mp4"
+    ffmpeg("-i", str(whole), "-c", "copy", "-movflags", "+faststart", str(path))
+    error = raises_media_error(CorruptFileError, load_video, truncate(path, 0.5))
+    assert "truncated" in str(error)
+
+
 def test_video_with_image_content(tmp_path):
     path = tmp_path / "photo.mp4"
     path.write_bytes(make_image(tmp_path / "photo.png").read_bytes())
