@@ -16,6 +16,8 @@ def build_parser() -> argparse.ArgumentParser:
     ask = commands.add_parser("ask", help="ask a question about an image, audio, video and/or 3D file")
     ask.add_argument("question")
     ask.add_argument("--preset", default=os.environ.get("XMODAL_PRESET", "tiny"))
+    ask.add_argument("--llm-dtype", choices=["float32", "bfloat16", "float16"], help="override the preset's LLM dtype")
+    ask.add_argument("--quantization", choices=["none", "nf4"], help="override the preset's LLM quantisation")
     ask.add_argument("--image")
     ask.add_argument("--audio")
     ask.add_argument("--video")
@@ -56,11 +58,13 @@ def run_ask(args: argparse.Namespace) -> int:
     request.settings.validate()
     for modality, path in request.media_paths().items():
         if not os.path.isfile(path):
-            raise MediaError(f"{path}: no such file")
+            raise MediaError(path, "no such file")
         kind = detect_kind(path)
         if kind != modality:
-            raise MediaError(f"{path}: a {kind} file was given to --{modality}")
-    pipeline = Pipeline.from_preset(args.preset)
+            raise MediaError(path, f"an {kind} file was given to --{modality}" if kind[0] in "aeiou"
+                             else f"a {kind} file was given to --{modality}")
+    overrides = {k: v for k, v in {"llm_dtype": args.llm_dtype, "quantization": args.quantization}.items() if v}
+    pipeline = Pipeline.from_preset(args.preset, **overrides)
     result = None
     for event in pipeline.stream(request):
         if event.result is not None:
@@ -78,6 +82,10 @@ def run_ask(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s: %(message)s")
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.set_verbosity_error()
+    transformers_logging.disable_progress_bar()  # the terminal shows the answer, not weight-loading bars
     from core.checkpoints import CheckpointError
     from core.media import MediaError
     from core.sources import SourceNotFoundError

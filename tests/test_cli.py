@@ -1,0 +1,57 @@
+"""`python -m core ask` as a user runs it: streamed text, --json, and one-line errors without tracebacks."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.media_fixtures import make_audio, make_image
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _run(*args):
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    return subprocess.run([sys.executable, "-m", "core", "ask", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_json_output_has_the_contract_fields(tmp_path):
+    image = make_image(tmp_path / "x.png")
+    audio = make_audio(tmp_path / "x.wav", seconds=1.0)
+    proc = _run("--image", str(image), "--audio", str(audio), "--max-new-tokens", "6", "--json", "What is this?")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["answer"].strip() and out["instruction_used"] == "What is this?"
+    assert out["tokens_generated"] > 0
+    for key in ("load", "encode_image", "encode_audio", "qformer", "first_token", "total", "tokens_per_s"):
+        assert key in out["timings_s"]
+
+
+def test_plain_output_is_the_streamed_answer():
+    proc = _run("--max-new-tokens", "10", "What is the capital of France?")
+    assert proc.returncode == 0, proc.stderr
+    assert "Paris" in proc.stdout
+
+
+@pytest.mark.parametrize("content,flag,expected", [
+    (b"", "--image", "empty"),
+    (b"\x89PNG\r\n\x1a\n garbage", "--image", "x.png"),
+])
+def test_bad_input_exits_nonzero_with_one_line(tmp_path, content, flag, expected):
+    bad = tmp_path / "x.png"
+    bad.write_bytes(content)
+    proc = _run(flag, str(bad), "What is it?")
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and expected in lines[0].lower()
+
+
+def test_wrong_kind_for_the_flag_and_missing_file(tmp_path):
+    audio = make_audio(tmp_path / "x.wav")
+    proc = _run("--image", str(audio), "What is it?")
+    assert proc.returncode == 2 and "audio file was given to --image" in proc.stderr
+    proc = _run("--points", str(tmp_path / "nothing.ply"), "What is it?")
+    assert proc.returncode == 2 and "no such file" in proc.stderr
