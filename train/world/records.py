@@ -1,0 +1,64 @@
+"""The sample record every data source produces (tiny world and real-data adapters), and its manifest files.
+
+A manifest is a JSON-lines file, one record per line. A record's `path` is stored relative to the folder holding
+the manifest (or absolute when the media lie elsewhere), so a generated data set can be moved as a whole; reading
+a manifest gives back usable paths.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Optional
+
+
+@dataclass
+class SampleRecord:
+    sample_id: str
+    modality: str
+    """One of core.schema.MODALITIES: "audio", "video", "points", "image"."""
+    path: str
+    caption: str
+    captions: list[str]
+    """Every reference caption (the tiny world has one, COCO five); `caption` is the first."""
+    properties: dict = field(default_factory=dict)
+    """Structured facts about the media; the tiny world's full scene record, a real data set's extra columns."""
+    split: str = "train"
+    source: str = "tiny-world"
+    seed: Optional[int] = None
+    """Per-sample seed of a generated sample: disjoint ranges per split."""
+
+    def to_json(self, base_dir: str | None = None) -> dict:
+        data = asdict(self)
+        if base_dir is not None:
+            relative = os.path.relpath(os.path.abspath(self.path), os.path.abspath(base_dir))
+            if not relative.startswith(".."):
+                data["path"] = relative
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict, base_dir: str | None = None) -> "SampleRecord":
+        record = cls(**data)
+        if base_dir is not None and not os.path.isabs(record.path):
+            record.path = os.path.join(base_dir, record.path)
+        return record
+
+
+def write_manifest(path: str, records: list[SampleRecord]) -> None:
+    """Write all records at once through a temporary file, so a manifest on disk is always complete."""
+    base_dir = os.path.dirname(os.path.abspath(path))
+    os.makedirs(base_dir, exist_ok=True)
+    temporary = path + ".tmp"
+    with open(temporary, "w", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(record.to_json(base_dir), ensure_ascii=False) + "\n")
+    os.replace(temporary, path)
+
+
+def read_manifest(path: str) -> list[SampleRecord]:
+    """Records with paths joined to the manifest's folder."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no manifest at {path}; generate one with `python -m train.world` or an adapter")
+    base_dir = os.path.dirname(path)
+    with open(path, encoding="utf-8") as handle:
+        return [SampleRecord.from_json(json.loads(line), base_dir) for line in handle if line.strip()]
