@@ -1,0 +1,52 @@
+"""Reading the reference projects' PyTorch checkpoints (X-InstructBLIP, BEATs, ULIP-2) without unrestricted pickle.
+
+These files are pickles; `torch.load(weights_only=True)` accepts only tensors and plain containers, so a file
+that smuggles code cannot run it. Some of them also carry harmless bookkeeping objects (ULIP saves its
+`argparse.Namespace`); callers name exactly those classes, and nothing else is allowed.
+"""
+from __future__ import annotations
+
+import pickle
+import re
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import torch
+
+
+class ReferenceCheckpointError(ValueError):
+    """A reference checkpoint cannot be read safely, or does not hold what it should."""
+
+
+def read_reference_checkpoint(path: str | Path, allowed_classes: Iterable[type] = ()) -> Mapping:
+    """The file's top-level dictionary, read on the CPU with `weights_only=True`."""
+    path = Path(path)
+    if not path.is_file():
+        raise ReferenceCheckpointError(f"{path}: no such file")
+    try:
+        with torch.serialization.safe_globals(list(allowed_classes)):
+            data = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        named = re.search(r"GLOBAL ([\w.]+)", str(error))
+        raise ReferenceCheckpointError(
+            f"{path}: refused, it holds Python objects other than tensors and plain containers"
+            f"{f' ({named.group(1)})' if named else ''}, and loading those could run code from the file. "
+            "Re-save only its state dict from a trusted copy, or convert it where you trust it."
+        ) from error
+    except (RuntimeError, EOFError) as error:
+        raise ReferenceCheckpointError(f"{path}: not a readable PyTorch checkpoint ({error})") from error
+    if not isinstance(data, Mapping):
+        raise ReferenceCheckpointError(f"{path}: expected a dictionary of tensors, found {type(data).__name__}")
+    return data
+
+
+def unwrap_state_dict(data: Mapping, path: str | Path, wrappers: tuple[str, ...] = ("model", "state_dict")) -> dict:
+    """The tensors of a checkpoint that may wrap them under 'model' or 'state_dict' (training frameworks do)."""
+    for key in wrappers:
+        if key in data and isinstance(data[key], Mapping):
+            data = data[key]
+            break
+    tensors = {k: v for k, v in data.items() if isinstance(v, torch.Tensor)}
+    if not tensors:
+        raise ReferenceCheckpointError(f"{path}: holds no tensors (top-level keys: {sorted(data)[:5]})")
+    return tensors
