@@ -1,0 +1,42 @@
+"""X-Modal Instruct's Gradio app (also the Hugging Face Spaces entry point): `python app.py`.
+
+Serves on 127.0.0.1:7860 unless GRADIO_SERVER_NAME / GRADIO_SERVER_PORT say otherwise, fully offline with the
+`tiny` preset; XMODAL_PRESET picks another preset (for example the GPU one on a Space). The default preset is
+loaded before the server starts so the first question is answered at full speed.
+"""
+from __future__ import annotations
+
+import logging
+import os
+
+for _name, _value in {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",
+                      "HF_HUB_DISABLE_TELEMETRY": "1"}.items():
+    os.environ.setdefault(_name, _value)
+
+import gradio as gr  # noqa: E402
+
+from core.media import DEFAULT_LIMITS  # noqa: E402
+from core.presets import available_presets  # noqa: E402
+from demo.engine import PipelineHost  # noqa: E402
+from demo.layout import build_demo  # noqa: E402
+
+DEFAULT_PRESET = "tiny"
+
+
+def create_app() -> gr.Blocks:
+    presets = available_presets()
+    default = os.environ.get("XMODAL_PRESET", DEFAULT_PRESET)
+    if default not in presets:
+        raise SystemExit(f"XMODAL_PRESET={default!r} cannot run here; available presets: {', '.join(presets)}")
+    host = PipelineHost()
+    host.get(default)
+    return build_demo(host, presets, default).queue(default_concurrency_limit=4)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    create_app().launch(max_file_size=f"{DEFAULT_LIMITS.max_file_mb:g}mb", show_error=False)
+
+
+if __name__ == "__main__":
+    main()

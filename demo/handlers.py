@@ -1,0 +1,188 @@
+"""Event handlers: thin glue between the Gradio components, the session state and the shared pipeline.
+
+A bad upload never reaches the user as a traceback: `core.media.MediaError` (and invalid settings) become a
+`gr.Warning` for previews or a `gr.Error` for a turn, whose text is the loader's one-line message.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Iterator, Optional
+
+import gradio as gr
+import numpy as np
+
+from core import media
+from core.schema import AskRequest
+from demo import attention, plots
+from demo.attention_views import AUDIO_SAMPLE_RATE, VIEWS, attention_figures, attention_status
+from demo.engine import PipelineHost
+from demo.inspector import inspector_view
+from demo.session import ChatSession, Turn
+from demo.settings import read_settings
+from demo.viewer3d import preview_3d
+
+log = logging.getLogger(__name__)
+
+MEDIA_ORDER = ("image", "audio", "video", "points")
+"""The order the media components are passed to the chat handlers."""
+
+
+def preview_image(path: Optional[str]):
+    """(preview picture, upload value): a refused file is cleared from the upload with a warning."""
+    if not path:
+        return None, gr.skip()
+    try:
+        return np.asarray(media.load_image(path)), gr.skip()
+    except media.MediaError as e:
+        gr.Warning(str(e))
+        return None, None
+
+
+def preview_audio(path: Optional[str]):
+    """(spectrogram figure, audio value)."""
+    if not path:
+        return plots.placeholder_figure("Upload or record audio to see its spectrogram."), gr.skip()
+    try:
+        waveform = media.load_audio(path, sample_rate=AUDIO_SAMPLE_RATE)
+    except media.MediaError as e:
+        gr.Warning(str(e))
+        return plots.placeholder_figure("The audio was refused."), None
+    return plots.spectrogram_figure(waveform, AUDIO_SAMPLE_RATE, title="spectrogram"), gr.skip()
+
+
+def check_video(path: Optional[str]):
+    """Validate a video as soon as it is uploaded (the player itself is its preview); (video value,)."""
+    if not path:
+        return gr.skip()
+    try:
+        media.load_video(path, num_frames=1)
+    except media.MediaError as e:
+        gr.Warning(str(e))
+        return None
+    return gr.skip()
+
+
+def preview_points(path: Optional[str]):
+    """(mesh viewer, point-cloud plot, upload value): meshes in `gr.Model3D`, point clouds as a plotly scatter."""
+    if not path:
+        return gr.Model3D(value=None, visible=False), gr.Plot(value=None, visible=False), gr.skip()
+    try:
+        preview = preview_3d(path)
+    except media.MediaError as e:
+        gr.Warning(str(e))
+        return gr.Model3D(value=None, visible=False), gr.Plot(value=None, visible=False), None
+    if preview.mesh_path is not None:
+        return gr.Model3D(value=preview.mesh_path, visible=True), gr.Plot(value=None, visible=False), gr.skip()
+    return gr.Model3D(value=None, visible=False), gr.Plot(value=preview.figure, visible=True), gr.skip()
+
+
+class ChatHandlers:
+    """The handlers that need the shared pipelines."""
+
+    def __init__(self, host: PipelineHost) -> None:
+        self.host = host
+
+    def respond(self, session: ChatSession, question: str, image: Optional[str], audio: Optional[str],
+                video: Optional[str], points: Optional[str], *settings_values) -> Iterator[tuple]:
+        """Stream one answer into the chat: yields (chat messages, question box)."""
+        question = (question or "").strip()
+        if not question:
+            gr.Warning("Type a question first.")
+            yield gr.skip(), gr.skip()
+            return
+        try:
+            chosen = read_settings(*settings_values)
+        except ValueError as e:
+            raise gr.Error(f"Invalid setting: {e}") from e
+        files = dict(zip(MEDIA_ORDER, (image, audio, video, points)))
+        given = {kind: path for kind, path in files.items() if path}
+        request = AskRequest(question=question, history=session.history(), settings=chosen.generation,
+                             optimize=chosen.optimize, qformer_prompt=chosen.qformer_prompt, **given)
+        turn = session.start_turn(question, given)
+        yield session.messages(), ""
+        try:
+            pipeline = self.host.get(chosen.preset)
+            for event in pipeline.stream(request, stop=session.stop):
+                if event.delta:
+                    turn.answer += event.delta
+                    yield session.messages(), gr.skip()
+                if event.result is not None:
+                    turn.result = event.result
+                    turn.answer = event.result.answer
+                    turn.stopped = session.stop.is_set()
+        except (media.MediaError, ValueError) as e:
+            session.pop_turn()
+            yield session.messages(), question
+            raise gr.Error(str(e)) from e
+        except Exception as e:
+            log.exception("answering %r failed", question)
+            session.pop_turn()
+            yield session.messages(), question
+            raise gr.Error(f"Answering failed ({type(e).__name__}: {e}); the app is still running.") from e
+        yield session.messages(), gr.skip()
+
+    def retry(self, session: ChatSession, image, audio, video, points, *settings_values) -> Iterator[tuple]:
+        """Ask the last question again (with the media and settings as they are now)."""
+        turn = session.pop_turn()
+        if turn is None:
+            gr.Warning("There is no question to retry yet.")
+            yield gr.skip(), gr.skip()
+            return
+        yield from self.respond(session, turn.question, image, audio, video, points, *settings_values)
+
+
+def stop(session: ChatSession) -> None:
+    """Ask the running answer to stop after its current token; the partial answer stays."""
+    session.stop.set()
+
+
+def undo(session: ChatSession):
+    """Drop the last turn and put its question back in the box: (chat messages, question box)."""
+    turn = session.pop_turn()
+    return session.messages(), (turn.question if turn else gr.skip())
+
+
+def clear(session: ChatSession):
+    """Forget the conversation (the uploads stay): (chat messages, question box)."""
+    session.clear()
+    return [], ""
+
+
+def analysis(session: ChatSession, layer: Optional[float] = None, query: Optional[str] = None) -> list:
+    """Attention controls and figures plus the inspector's content for the newest answered turn.
+
+    Without `layer`/`query` (a new answer) the controls reset to the last layer and the query average.
+    Returns, in order: layer, query, the attention status and one plot per view in `VIEWS` order, then the
+    inspector's status, candidates, NLL figure, in-context prompt, diff and answer.
+    """
+    turn = session.last_answered()
+    records = list(turn.result.attention.values()) if turn is not None and turn.result is not None else []
+    if records:
+        layers = attention.layer_count(records[0])
+        choices = attention.query_choices(records[0])
+        chosen_layer = layers - 1 if layer is None else int(min(layer, layers - 1))
+        chosen_query = query if query in choices else attention.AVERAGE
+        layer_control = gr.Slider(minimum=0, maximum=layers - 1, value=chosen_layer, interactive=True)
+        query_control = gr.Dropdown(choices=choices, value=chosen_query, interactive=True)
+    else:
+        chosen_layer, chosen_query = -1, attention.AVERAGE
+        layer_control, query_control = gr.skip(), gr.skip()
+    view = inspector_view(turn)
+    return [layer_control, query_control, *_views(turn, chosen_layer, chosen_query), view.status,
+            view.candidates, view.token_nll, view.in_context_prompt, view.diff, view.answer]
+
+
+def redraw_attention(session: ChatSession, layer: float, query: str) -> list:
+    """The attention status and figures for another layer or query of the same answer."""
+    return _views(session.last_answered(), int(layer), query)
+
+
+def _views(turn: Optional[Turn], layer: int, query: str) -> list:
+    """The status line, then one plot update per view in `VIEWS` order: views the turn lacks are hidden, and
+    media that can no longer be read (a deleted upload) are reported instead of drawn."""
+    try:
+        figures = attention_figures(turn, layer, query)
+        status = attention_status(turn)
+    except media.MediaError as e:
+        figures, status = {}, f"Cannot draw the attention: {e}"
+    return [status, *(gr.Plot(value=figures.get(v), visible=v in figures) for v in VIEWS)]

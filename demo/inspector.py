@@ -1,0 +1,68 @@
+"""The Instruction inspector tab's content for one answered turn: why the optimiser picked the instruction it used.
+
+Shows every candidate with its IAS (lower is better), the per-token NLL behind each score, the in-context
+comparison prompt, the final instruction as a word diff against the original, and the answer it produced.
+"""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Optional
+
+import plotly.graph_objects as go
+
+from demo import plots
+from demo.session import Turn
+
+CANDIDATE_COLUMNS = ["source", "instruction", "IAS (lower is better)", "tokens"]
+DIFF_COLOURS = {"added": "#2ca02c", "removed": "#d62728"}
+
+
+@dataclass
+class InspectorView:
+    status: str
+    candidates: list[list]
+    token_nll: go.Figure
+    in_context_prompt: str
+    diff: list[tuple[str, Optional[str]]]
+    answer: str
+
+
+def inspector_view(turn: Optional[Turn]) -> InspectorView:
+    if turn is None or turn.result is None:
+        return _empty("Ask a question with **Optimise the instruction** on (in Settings) to inspect it here.")
+    trace = turn.result.optimizer
+    if trace is None:
+        return _empty("The last answer ran without the optimiser. Turn on **Optimise the instruction** in "
+                      "Settings and ask again.")
+    ranked = sorted(trace.candidates, key=lambda c: c.ias)
+    rows = [[c.source, c.instruction, round(c.ias, 4), len(c.tokens)] for c in ranked]
+    figure = plots.token_nll_figure([(f"{c.source}: IAS {c.ias:.3f}", plots.readable_tokens(c.tokens), c.token_nll)
+                                     for c in trace.candidates])
+    original = next((c.instruction for c in trace.candidates if c.source == "original"), turn.question)
+    status = (f"{len(trace.candidates)} candidates scored; the final instruction "
+              f"{'is the original' if trace.final_instruction.strip() == original.strip() else 'differs'}.")
+    return InspectorView(status=status, candidates=rows, token_nll=figure,
+                         in_context_prompt=trace.in_context_prompt,
+                         diff=word_diff(original, trace.final_instruction), answer=turn.result.answer)
+
+
+def _empty(status: str) -> InspectorView:
+    return InspectorView(status=status, candidates=[], token_nll=plots.placeholder_figure("No candidates yet."),
+                         in_context_prompt="", diff=[], answer="")
+
+
+def word_diff(original: str, final: str) -> list[tuple[str, Optional[str]]]:
+    """`final` against `original` word by word, for `gr.HighlightedText`: kept words unlabelled, others labelled
+    'added' or 'removed'."""
+    before, after = original.split(), final.split()
+    out: list[tuple[str, Optional[str]]] = []
+    for op, a0, a1, b0, b1 in difflib.SequenceMatcher(a=before, b=after, autojunk=False).get_opcodes():
+        if op == "equal":
+            out.append((" ".join(after[b0:b1]) + " ", None))
+            continue
+        if a1 > a0:
+            out.append((" ".join(before[a0:a1]) + " ", "removed"))
+        if b1 > b0:
+            out.append((" ".join(after[b0:b1]) + " ", "added"))
+    return out

@@ -1,0 +1,127 @@
+"""The Blocks layout and its wiring: inputs with previews and the chat, then the Attention and Instruction tabs.
+
+Model events (answers and the `ask` API) share one concurrency group so the queue hands the model to one request
+at a time; everything per user (the chat, the last answer) lives in a `gr.State`.
+"""
+from __future__ import annotations
+
+import gradio as gr
+
+from core.media import KIND_EXTENSIONS
+from demo import handlers
+from demo.api import make_ask_endpoint
+from demo.attention import AVERAGE
+from demo.attention_views import NAMES, VIEWS
+from demo.engine import PipelineHost
+from demo.examples import build_examples
+from demo.inspector import CANDIDATE_COLUMNS, DIFF_COLOURS
+from demo.session import ChatSession
+from demo.settings import build_settings
+
+MODEL_QUEUE = "model"
+INTRO = """# X-Modal Instruct
+Ask about any mix of an **image**, **audio**, a **video** and a **3D object** (or none). Each input reaches a frozen
+language model through its own instruction-aware Q-Former (X-InstructBLIP); the optimiser can rewrite your question
+first (VisLingInstruct). The **Attention** and **Instruction inspector** tabs show why the last answer came out."""
+
+
+def build_demo(host: PipelineHost, presets: list[str], default_preset: str) -> gr.Blocks:
+    chat = handlers.ChatHandlers(host)
+    with gr.Blocks(title="X-Modal Instruct") as demo:
+        session = gr.State(ChatSession())
+        gr.Markdown(INTRO)
+        with gr.Tab("Chat", id="chat"):
+            with gr.Row():
+                with gr.Column(scale=2, min_width=340), gr.Tabs(elem_id="inputs"):
+                    with gr.Tab("Image", id="input-image"):
+                        image = gr.File(label="Image", file_types=list(KIND_EXTENSIONS["image"]),
+                                        type="filepath", elem_id="image-upload")
+                        image_preview = gr.Image(label="Image preview", interactive=False, height=260,
+                                                 elem_id="image-preview")
+                    with gr.Tab("Audio", id="input-audio"):
+                        audio = gr.Audio(label="Audio (upload or record)", sources=["upload", "microphone"],
+                                         type="filepath", format=None, elem_id="audio-input")
+                        spectrogram = gr.Plot(label="Spectrogram", elem_id="spectrogram")
+                    with gr.Tab("Video", id="input-video"):
+                        video = gr.Video(label="Video", sources=["upload"], format=None, height=300,
+                                         elem_id="video-input")
+                    with gr.Tab("3D", id="input-3d"):
+                        points = gr.File(label="3D object (point cloud or mesh)", type="filepath",
+                                         file_types=list(KIND_EXTENSIONS["points"]), elem_id="points-upload")
+                        mesh_viewer = gr.Model3D(label="3D preview (mesh)", visible=False, height=360,
+                                                 elem_id="mesh-viewer")
+                        cloud_viewer = gr.Plot(label="3D preview (point cloud)", visible=False,
+                                               elem_id="points-viewer")
+                with gr.Column(scale=3, min_width=420):
+                    chatbot = gr.Chatbot(label="Chat", height=460, elem_id="chatbot", buttons=["copy"],
+                                         feedback_options=None)
+                    question = gr.Textbox(label="Question", placeholder="Ask about the inputs (or just chat)",
+                                          lines=1, elem_id="question")
+                    with gr.Row():
+                        send = gr.Button("Send", variant="primary", elem_id="send")
+                        stop = gr.Button("Stop", variant="stop", elem_id="stop")
+                        retry = gr.Button("Retry", elem_id="retry")
+                        undo = gr.Button("Undo", elem_id="undo")
+                        clear = gr.Button("Clear", elem_id="clear")
+                    with gr.Accordion("Settings", open=False, elem_id="settings"):
+                        settings = build_settings(presets, default_preset)
+            build_examples([question, image, audio, video, points])
+        with gr.Tab("Attention", id="attention", elem_id="tab-attention"):
+            gr.Markdown("Where each modality's Q-Former looked (cross-attention, averaged over heads) for the last "
+                        "answer. Hover for values.")
+            with gr.Row():
+                layer = gr.Slider(0, 1, value=1, step=1, label="Q-Former cross-attention layer", elem_id="layer")
+                query = gr.Dropdown([AVERAGE], value=AVERAGE, label="Query", elem_id="query")
+            attention_status = gr.Markdown(elem_id="attention-status")
+            attention_plots = {view: gr.Plot(label=NAMES[view], visible=False, elem_id=f"attention-{view}")
+                               for view in VIEWS}
+        with gr.Tab("Instruction inspector", id="inspector", elem_id="tab-inspector"):
+            inspector_status = gr.Markdown("Turn on **Optimise the instruction** in Settings and ask a question.",
+                                           elem_id="inspector-status")
+            candidates = gr.Dataframe(headers=CANDIDATE_COLUMNS, label="Candidates (best first)",
+                                      interactive=False, wrap=True, elem_id="candidates")
+            token_nll = gr.Plot(label="Per-token NLL (IAS is their mean)", elem_id="token-nll")
+            in_context = gr.Textbox(label="In-context comparison prompt", lines=6, interactive=False,
+                                    elem_id="in-context-prompt")
+            diff = gr.HighlightedText(label="Final instruction (diff against the original)", combine_adjacent=True,
+                                      color_map=DIFF_COLOURS, elem_id="instruction-diff")
+            final_answer = gr.Textbox(label="Answer with the final instruction", interactive=False,
+                                      elem_id="optimized-answer")
+        api_inputs = _api_inputs()
+
+        media_inputs = [image, audio, video, points]
+        attention_outputs = [attention_status, *attention_plots.values()]
+        analysis_outputs = [layer, query, *attention_outputs, inspector_status, candidates, token_nll,
+                            in_context, diff, final_answer]
+        image.change(handlers.preview_image, image, [image_preview, image], api_visibility="private")
+        audio.change(handlers.preview_audio, audio, [spectrogram, audio], api_visibility="private")
+        video.change(handlers.check_video, video, video, api_visibility="private")
+        points.change(handlers.preview_points, points, [mesh_viewer, cloud_viewer, points], api_visibility="private")
+
+        model_events = dict(concurrency_id=MODEL_QUEUE, concurrency_limit=1)
+        for trigger in (question.submit, send.click):
+            trigger(chat.respond, [session, question, *media_inputs, *settings.inputs()], [chatbot, question],
+                    api_visibility="private", **model_events).then(handlers.analysis, session, analysis_outputs,
+                                                                   api_visibility="private")
+        retry.click(chat.retry, [session, *media_inputs, *settings.inputs()], [chatbot, question],
+                    api_visibility="private", **model_events).then(handlers.analysis, session, analysis_outputs,
+                                                                   api_visibility="private")
+        stop.click(handlers.stop, session, None, queue=False, api_visibility="private")
+        undo.click(handlers.undo, session, [chatbot, question], api_visibility="private").then(
+            handlers.analysis, session, analysis_outputs, api_visibility="private")
+        clear.click(handlers.clear, session, [chatbot, question], api_visibility="private").then(
+            handlers.analysis, session, analysis_outputs, api_visibility="private")
+        for control in (layer.release, query.input):
+            control(handlers.redraw_attention, [session, layer, query], attention_outputs, api_visibility="private")
+
+        ask_button = gr.Button(visible=False)
+        ask_button.click(make_ask_endpoint(host, default_preset), [*api_inputs, *settings.inputs()], gr.JSON(visible=False),
+                         api_name="ask", **model_events)
+    return demo
+
+
+def _api_inputs() -> list[gr.components.Component]:
+    """Hidden inputs of the `ask` endpoint: the question and one plain file per modality (no browser decoding)."""
+    with gr.Column(visible=False):
+        return [gr.Textbox(label="question"), *(gr.File(label=kind, type="filepath") for kind in
+                                                ("image", "audio", "video", "points"))]

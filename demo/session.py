@@ -1,0 +1,90 @@
+"""One browser session's chat: its turns, the last result the analysis tabs draw, and its stop switch.
+
+Held in a `gr.State`, so every visitor gets their own and no two users ever see each other's conversation. Gradio
+deep-copies a state's initial value, so the stop switch (a threading.Event, which cannot be copied) is made on
+first use.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from core.schema import AskResult
+
+TIMING_LABELS = {"first_token": "first token", "qformer": "Q-Former", "total": "total"}
+"""Timings shown under an answer besides the encoders; 'load' is the one-off model load, so it is left out."""
+
+
+@dataclass
+class Turn:
+    question: str
+    media: dict[str, str] = field(default_factory=dict)
+    answer: str = ""
+    result: Optional[AskResult] = None
+    stopped: bool = False
+
+
+@dataclass
+class ChatSession:
+    turns: list[Turn] = field(default_factory=list)
+    _stop: Optional[threading.Event] = None
+
+    @property
+    def stop(self) -> threading.Event:
+        if self._stop is None:
+            self._stop = threading.Event()
+        return self._stop
+
+    def last_answered(self) -> Optional[Turn]:
+        """The newest answered turn: what the attention and inspector tabs show."""
+        return next((t for t in reversed(self.turns) if t.result is not None), None)
+
+    def history(self) -> list[tuple[str, str]]:
+        """Earlier (question, answer) pairs for the prompt; the turn being answered is not included."""
+        return [(t.question, t.answer) for t in self.turns if t.result is not None]
+
+    def start_turn(self, question: str, media: dict[str, str]) -> Turn:
+        self.stop.clear()
+        turn = Turn(question=question, media=dict(media))
+        self.turns.append(turn)
+        return turn
+
+    def pop_turn(self) -> Optional[Turn]:
+        """Remove the newest turn (undo, retry, or a turn whose input was refused)."""
+        return self.turns.pop() if self.turns else None
+
+    def clear(self) -> None:
+        self.turns.clear()
+
+    def messages(self) -> list[dict]:
+        """The conversation in `gr.Chatbot`'s message format, each answer followed by its timings line."""
+        out: list[dict] = []
+        for turn in self.turns:
+            out.append({"role": "user", "content": turn.question + _media_note(turn.media)})
+            if turn.answer or turn.result is not None:
+                footer = timings_line(turn.result) if turn.result is not None else ""
+                stopped = " *(stopped)*" if turn.stopped else ""
+                out.append({"role": "assistant", "content": turn.answer + stopped + footer})
+        return out
+
+
+def _media_note(media: dict[str, str]) -> str:
+    if not media:
+        return ""
+    names = ", ".join(f"{kind}: {Path(path).name}" for kind, path in media.items())
+    return f"\n\n<sub>attached: {names}</sub>"
+
+
+def timings_line(result: AskResult) -> str:
+    """'encode image 0.12 s · Q-Former 0.05 s · first token 0.4 s · total 1.1 s · 8 tokens at 9.5 tokens/s'."""
+    t = result.timings_s
+    parts = [f"encode {k[len('encode_'):]} {v:.2f} s" + (" (cached)" if v == 0 else "")
+             for k, v in t.items() if k.startswith("encode_")]
+    if result.optimizer is not None:
+        parts.append(f"optimiser {sum(result.optimizer.timings_s.values()):.2f} s")
+    parts += [f"{label} {t[key]:.2f} s" for key, label in TIMING_LABELS.items() if key in t]
+    rate = f" at {t['tokens_per_s']:.1f} tokens/s" if "tokens_per_s" in t else ""
+    parts.append(f"{result.tokens_generated} tokens{rate}")
+    return "\n\n<sub>" + " · ".join(parts) + "</sub>"

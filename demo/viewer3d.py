@@ -1,0 +1,48 @@
+"""The interactive 3D preview: meshes go to `gr.Model3D` (a WebGL viewer), bare point clouds to a plotly scatter.
+
+The loader (`core.media.load_points`) decides what the file holds, so the preview shows exactly what the model will
+get. `gr.Model3D` reads .obj, .stl, .glb and .gltf as meshes but takes .ply for a Gaussian splat, so other mesh
+files are converted to .glb first.
+"""
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import plotly.graph_objects as go
+
+from core.media import load_points
+from demo.plots import MAX_PLOT_POINTS, point_cloud_figure
+
+MODEL3D_MESH_SUFFIXES = (".obj", ".stl", ".glb", ".gltf")
+
+
+@dataclass
+class Preview3D:
+    """Exactly one of the two is set: a mesh file for `gr.Model3D` or a point-cloud figure."""
+
+    mesh_path: Optional[str] = None
+    figure: Optional[go.Figure] = None
+
+
+def preview_3d(path: str, max_points: int = MAX_PLOT_POINTS) -> Preview3D:
+    """Load a 3D file (raises `core.media.MediaError`) and choose its viewer."""
+    cloud = load_points(path, num_points=max_points)
+    if cloud.source == "mesh":
+        return Preview3D(mesh_path=mesh_for_model3d(path))
+    title = "coloured by the file's rgb" if cloud.rgb is not None else "coloured by height"
+    return Preview3D(figure=point_cloud_figure(cloud.xyz, rgb=cloud.rgb, title=f"{Path(path).name} ({title})"))
+
+
+def mesh_for_model3d(path: str) -> str:
+    """The mesh itself when `gr.Model3D` draws its format, else a .glb copy converted with trimesh."""
+    if Path(path).suffix.lower() in MODEL3D_MESH_SUFFIXES:
+        return path
+    import trimesh
+
+    mesh = trimesh.load(path, force="mesh", process=False)
+    target = Path(tempfile.mkdtemp(prefix="xmodal-mesh-")) / (Path(path).stem + ".glb")
+    mesh.export(str(target))
+    return str(target)
