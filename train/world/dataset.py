@@ -71,6 +71,7 @@ def make_sample(root: str, split: str, modality: str, world_seed: int, index: in
     properties = generator.sample_scene(sample_rng(world_seed, modality, seed, SCENE_STREAM))
     path = media_path(root, split, modality, index)
     if not os.path.exists(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
         stem, extension = os.path.splitext(path)
         partial_path = f"{stem}.partial{extension}"
         generator.write(properties, sample_rng(world_seed, modality, seed, RENDER_STREAM), partial_path)
@@ -110,7 +111,6 @@ def generate_world(root: str, counts: dict[str, int], modalities: list[str], wor
     try:
         for split, count in counts.items():
             for modality in modalities:
-                os.makedirs(os.path.join(root, split, modality), exist_ok=True)
                 task = partial(make_sample, root, split, modality, world_seed)
                 started = time.perf_counter()
                 results = pool.imap(task, range(count), chunksize=8) if pool else map(task, range(count))

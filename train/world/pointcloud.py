@@ -62,7 +62,8 @@ def _wheel(x: float, z: float):
 def _roof(width: float, depth: float, base: float, height: float) -> trimesh.Trimesh:
     """A triangular prism running along z, its ridge `height` above `base`."""
     w, d = width / 2, depth / 2
-    vertices = [[-w, base, -d], [w, base, -d], [0, base + height, -d], [-w, base, d], [w, base, d], [0, base + height, d]]
+    top = base + height
+    vertices = [[-w, base, -d], [w, base, -d], [0, top, -d], [-w, base, d], [w, base, d], [0, top, d]]
     faces = [[0, 2, 1], [3, 4, 5], [0, 1, 4], [0, 4, 3], [1, 2, 5], [1, 5, 4], [2, 0, 3], [2, 3, 5]]
     return trimesh.Trimesh(vertices=vertices, faces=faces, process=False)
 
