@@ -106,6 +106,7 @@ class Pipeline:
                 pieces.append(piece)
                 yield StreamEvent(delta=piece)
             decode_seconds = time.perf_counter() - t_generate
+        timings["generate"] = decode_seconds
         timings["total"] = time.perf_counter() - start
         tokens = int(stats.get("tokens", 0))
         timings["tokens_per_s"] = tokens / decode_seconds if decode_seconds > 0 else 0.0
