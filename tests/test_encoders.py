@@ -9,7 +9,7 @@ from PIL import Image
 from core.encoders.audio import FRAMES_PER_SECOND, WhisperAudioEncoder, _whisper_state_dict
 from core.encoders.ctranslate2_file import read_ctranslate2_variables
 from core.encoders.image import EfficientNetImageEncoder
-from core.encoders.pointcloud import PointGroupConfig, PointGroupEncoder, farthest_point_indices
+from core.encoders.pointcloud import PointGroupConfig, PointGroupEncoder, group_points
 from core.sources import whisper_tiny_ct2
 
 
@@ -76,7 +76,9 @@ def test_point_encoder_makes_one_token_per_group():
     assert out.points.shape == (500, 3)
 
 
-def test_farthest_point_sampling_spreads_out():
+def test_groups_are_centred_on_spread_out_points_and_hold_their_neighbours():
     xyz = torch.cat([torch.zeros(100, 3), torch.tensor([[5.0, 0, 0], [-5.0, 0, 0]])])
-    chosen = set(farthest_point_indices(xyz, 3).tolist())
-    assert {100, 101} <= chosen
+    centres, neighbours = group_points(xyz, num_groups=3, group_size=4)
+    assert {5.0, -5.0} <= set(centres[:, 0].tolist())
+    for centre, group in zip(centres, neighbours):
+        assert torch.equal(xyz[group[0]], centre)  # a centre is its own nearest neighbour

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from core.encoders.base import EncodedMedia
+from core.media_points import farthest_point_sample
 
 
 @dataclass
@@ -25,23 +26,10 @@ class PointGroupConfig:
         return asdict(self)
 
 
-def farthest_point_indices(xyz: torch.Tensor, k: int) -> torch.Tensor:
-    """(N,3) -> (k,) indices, deterministic (starts from the point farthest from the centroid)."""
-    n = xyz.shape[0]
-    k = min(k, n)
-    chosen = torch.empty(k, dtype=torch.long)
-    distance = torch.full((n,), float("inf"))
-    current = int(((xyz - xyz.mean(0)) ** 2).sum(1).argmax())
-    for i in range(k):
-        chosen[i] = current
-        distance = torch.minimum(distance, ((xyz - xyz[current]) ** 2).sum(1))
-        current = int(distance.argmax())
-    return chosen
-
-
 def group_points(xyz: torch.Tensor, num_groups: int, group_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Centres (G,3) and the indices (G,K) of each centre's K nearest points."""
-    centres = xyz[farthest_point_indices(xyz, num_groups)]
+    """Centres (G,3) and the indices (G,K) of each centre's K nearest points (the same FPS the loader uses)."""
+    chosen = farthest_point_sample(xyz.detach().cpu().numpy(), min(num_groups, xyz.shape[0]))
+    centres = xyz[torch.from_numpy(chosen).to(xyz.device)]
     distances = torch.cdist(centres, xyz)
     neighbours = distances.topk(min(group_size, xyz.shape[0]), largest=False).indices
     return centres, neighbours
