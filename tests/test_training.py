@@ -1,0 +1,129 @@
+"""The training loop: the prefix-cached batched loss equals the model's own per-example loss, two steps run, and a
+run interrupted after a checkpoint resumes to exactly the same loss trajectory."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from train.train_qformer import BridgeTrainer, TrainConfig, example_indices
+
+
+@pytest.fixture(scope="module")
+def llm():
+    from train.train_qformer import _load_tiny_llm
+
+    torch.set_num_threads(2)
+    return _load_tiny_llm()
+
+
+@pytest.fixture(scope="module")
+def qformer_tokenizer():
+    from train.train_qformer import _load_qformer_tokenizer
+
+    return _load_qformer_tokenizer()
+
+
+def _synthetic_set(folder, samples: int = 6, passes: int = 2, tokens: int = 5, width: int = 32):
+    generator = torch.Generator().manual_seed(0)
+    features = folder / "train" / "audio.safetensors"
+    features.parent.mkdir(parents=True)
+    mask = torch.ones(samples, passes, tokens, dtype=torch.bool)
+    mask[0, 1, 3:] = False
+    save_file({"tokens": torch.randn(samples, passes, tokens, width, generator=generator).half(), "mask": mask},
+              str(features))
+    colours = ["red", "blue", "green", "red", "yellow", "white"]
+    features.with_suffix(".jsonl").write_text(
+        "".join(json.dumps({"id": i, "caption": f"a {c} beep", "properties": {}}) + "\n" for i, c in enumerate(colours)))
+    instructions = folder / "instructions.jsonl"
+    rows = [{"sample": i, "question": "What colour is it?", "answer": c, "task": "colour"} for i, c in enumerate(colours)]
+    rows += [{"sample": i, "question": "Describe the sound.", "answer": f"a {c} beep", "task": "caption"}
+             for i, c in enumerate(colours)]
+    instructions.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return features, instructions
+
+
+def _config(tmp_path, features, instructions, **overrides) -> TrainConfig:
+    values = dict(modality="audio", features=str(features), instructions=str(instructions), out=str(tmp_path / "run"),
+                  steps=4, batch_size=3, grad_accum=1, lr=1e-3, warmup_steps=1, checkpoint_every=2, seed=3)
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+def _settings(width: int = 32):
+    from core.qformer import QFormerSettings
+
+    return QFormerSettings(encoder_width=width, num_query_tokens=4)
+
+
+def test_batched_prefix_loss_matches_the_models_single_example_loss(tmp_path, llm, qformer_tokenizer):
+    from core.model import XModalModel
+
+    features, instructions = _synthetic_set(tmp_path)
+    trainer = BridgeTrainer(_config(tmp_path, features, instructions), llm=llm, qformer_tokenizer=qformer_tokenizer,
+                            settings=_settings())
+    trainer.bridge.eval()
+    examples = [trainer.examples[0], trainer.examples[7], trainer.examples[2]]
+    model = XModalModel(llm=llm, qformer_tokenizer=qformer_tokenizer, encoders={}, encoder_modules={}, bridges={})
+    with torch.no_grad():
+        media = trainer.media_tokens(examples)
+        expected = []
+        for row, example in zip(media, examples):
+            prompt = model.build_input(example["question"], {"audio": row}, history=[])
+            expected.append(model.answer_loss(prompt, example["answer"]))
+        answer_lengths = torch.tensor([len(trainer._answer_ids(e["answer"])) for e in examples], dtype=torch.float)
+        batched = trainer.loss(examples)
+    token_weighted = (torch.stack(expected) * answer_lengths).sum() / answer_lengths.sum()
+    assert torch.allclose(batched, token_weighted, atol=1e-4), (batched, token_weighted)
+
+
+def test_example_order_is_a_function_of_seed_and_position_and_covers_every_example():
+    first_epoch = example_indices(seed=5, count=7, start=0, size=7)
+    assert sorted(first_epoch) == list(range(7))
+    assert example_indices(seed=5, count=7, start=3, size=6) == (first_epoch + example_indices(5, 7, 7, 7))[3:9]
+    assert example_indices(seed=6, count=7, start=0, size=7) != first_epoch
+
+
+def test_two_steps_then_resume_gives_the_same_step_and_loss_trajectory(tmp_path, llm, qformer_tokenizer):
+    features, instructions = _synthetic_set(tmp_path)
+    common = dict(llm=llm, qformer_tokenizer=qformer_tokenizer, settings=_settings())
+
+    straight = BridgeTrainer(_config(tmp_path, features, instructions, out=str(tmp_path / "straight")), **common)
+    reference = straight.train()
+    assert len(reference) == 4 and all(torch.isfinite(torch.tensor(reference)))
+
+    interrupted = BridgeTrainer(_config(tmp_path, features, instructions, out=str(tmp_path / "resumed")), **common)
+    first = interrupted.train(stop_after=2)
+    assert interrupted.step == 2 and (tmp_path / "resumed" / "state" / "progress.json").is_file()
+    resumed = BridgeTrainer(_config(tmp_path, features, instructions, out=str(tmp_path / "resumed")), **common)
+    assert resumed.try_resume() and resumed.step == 2
+    rest = resumed.train()
+    assert resumed.step == 4
+    assert first + rest == pytest.approx(reference, abs=1e-5)
+    assert reference[-1] != pytest.approx(reference[0], abs=1e-6), "the weights must change between steps"
+
+
+def test_export_holds_only_trained_parameters_and_loads_into_a_fresh_bridge(tmp_path, llm, qformer_tokenizer):
+    from safetensors.torch import load_file
+
+    from core.checkpoints import load_checkpoint
+    from core.model import ModalityBridge
+
+    features, instructions = _synthetic_set(tmp_path)
+    trainer = BridgeTrainer(_config(tmp_path, features, instructions, steps=1), llm=llm,
+                            qformer_tokenizer=qformer_tokenizer, settings=_settings())
+    trainer.train()
+    path = tmp_path / "bridge.safetensors"
+    trainer.export(path)
+    stored = load_file(str(path))
+    assert all(t.dtype == torch.float16 for t in stored.values())
+    assert not any("word_embeddings" in k or "position_embeddings" in k for k in stored)
+    fresh = ModalityBridge(_settings(), llm.width)
+    config = load_checkpoint(fresh, path)
+    assert config["trained"]["qformer"]["steps"] == 1
+    trained = dict(trainer.bridge.named_parameters())
+    for name, p in fresh.named_parameters():
+        if name.startswith("qformer.query_tokens"):
+            assert torch.allclose(p, trained[name].half().float(), atol=1e-3)

@@ -1,0 +1,158 @@
+"""Cache the frozen encoders' outputs for a tiny-world split, so each training epoch runs only Q-Former and LLM.
+
+Output for `--out data/features --split train --modality image`: `data/features/train/image.safetensors` holding
+`tokens` (N, passes, T, width) fp16 and `mask` (N, passes, T), and `image.jsonl` with each sample's manifest row in
+the same order. Work is written in parts of `--part-size` samples, so an interrupted run resumes where it stopped.
+
+    python -m train.features --data data/world --out data/features --split train --modality image
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+from typing import Callable
+
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm import tqdm
+
+from core.encoders.base import EncodedMedia
+
+log = logging.getLogger(__name__)
+
+
+def manifest_rows(data: Path, split: str, modality: str) -> list[dict]:
+    """The generator's manifest rows, each with `media` made absolute."""
+    path = data / split / modality / "manifest.jsonl"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist; make the data first: python -m train.world --out {data} ...")
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    for row in rows:
+        row["media"] = str((path.parent / row["media"]).resolve())
+    return rows
+
+
+def encoder_for(modality: str, points_encoder: Path | None = None) -> Callable[[str], EncodedMedia]:
+    """File path -> EncodedMedia with the tiny preset's frozen encoder and its loading settings."""
+    from core import media
+    from core.presets.tiny import tiny_preset
+
+    preset = tiny_preset()
+    if modality in ("image", "video"):
+        from core.encoders.image import EfficientNetImageEncoder
+
+        image = EfficientNetImageEncoder()
+        if modality == "image":
+            return lambda path: image.encode_images([media.load_image(path)])
+        return lambda path: image.encode_images(media.load_video(path, num_frames=preset.num_video_frames).frames)
+    if modality == "audio":
+        from core.encoders.audio import WhisperAudioEncoder
+
+        audio = WhisperAudioEncoder(segments=preset.audio_segments)
+        return lambda path: audio.encode_waveform(media.load_audio(path, sample_rate=16000))
+    if modality == "points":
+        from core.checkpoints import load_checkpoint
+        from core.encoders.pointcloud import PointGroupEncoder
+
+        encoder = PointGroupEncoder()
+        if points_encoder is None or not Path(points_encoder).is_file():
+            raise FileNotFoundError(f"the 3D encoder must be pre-trained first (python -m train.pretrain_points); "
+                                    f"{points_encoder} does not exist")
+        load_checkpoint(encoder, points_encoder)
+        encoder.eval().requires_grad_(False)
+
+        def encode_points(path: str) -> EncodedMedia:
+            cloud = media.load_points(path, num_points=preset.num_points)
+            return encoder.encode_cloud(cloud.xyz, cloud.rgb)
+
+        return encode_points
+    raise ValueError(f"unknown modality {modality!r}")
+
+
+def stack_encoded(items: list[EncodedMedia]) -> dict[str, torch.Tensor]:
+    """Pad every item to the largest pass and token counts; fp16 tokens, bool mask."""
+    passes = max(e.tokens.shape[0] for e in items)
+    length = max(e.tokens.shape[1] for e in items)
+    width = items[0].tokens.shape[2]
+    tokens = torch.zeros(len(items), passes, length, width, dtype=torch.float16)
+    mask = torch.zeros(len(items), passes, length, dtype=torch.bool)
+    for i, e in enumerate(items):
+        p, t, _ = e.tokens.shape
+        tokens[i, :p, :t] = e.tokens.to(torch.float16)
+        mask[i, :p, :t] = e.mask
+    return {"tokens": tokens, "mask": mask}
+
+
+def merge_parts(parts: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    passes = max(p["tokens"].shape[1] for p in parts)
+    length = max(p["tokens"].shape[2] for p in parts)
+    tokens, masks = [], []
+    for p in parts:
+        n, pp, t, w = p["tokens"].shape
+        padded = torch.zeros(n, passes, length, w, dtype=p["tokens"].dtype)
+        padded[:, :pp, :t] = p["tokens"]
+        mask = torch.zeros(n, passes, length, dtype=torch.bool)
+        mask[:, :pp, :t] = p["mask"]
+        tokens.append(padded)
+        masks.append(mask)
+    return {"tokens": torch.cat(tokens), "mask": torch.cat(masks)}
+
+
+def cache_features(data: Path, out: Path, split: str, modality: str, part_size: int = 256,
+                   limit: int | None = None, points_encoder: Path | None = None) -> Path:
+    """Encode every sample of the split (or the first `limit`); returns the .safetensors path."""
+    rows = manifest_rows(data, split, modality)[:limit]
+    target = out / split / f"{modality}.safetensors"
+    parts_dir = out / split / f"{modality}.parts"
+    parts_dir.mkdir(parents=True, exist_ok=True)
+    encode = encoder_for(modality, points_encoder)
+    starts = range(0, len(rows), part_size)
+    for start in tqdm(starts, desc=f"{split}/{modality} parts", unit="part"):
+        part = parts_dir / f"part-{start:07d}-{len(rows[start:start + part_size]):05d}.safetensors"
+        if part.is_file():
+            continue
+        items = [encode(row["media"]) for row in rows[start:start + part_size]]
+        save_file(stack_encoded(items), str(part.with_suffix(".tmp")))
+        part.with_suffix(".tmp").rename(part)
+    parts = [load_file(str(parts_dir / f"part-{s:07d}-{len(rows[s:s + part_size]):05d}.safetensors")) for s in starts]
+    save_file(merge_parts(parts), str(target))
+    with open(target.with_suffix(".jsonl"), "w") as f:
+        for row in rows:
+            f.write(json.dumps(row) + "\n")
+    return target
+
+
+def load_features(path: Path) -> tuple[torch.Tensor, torch.Tensor, list[dict]]:
+    """(tokens fp16 (N,P,T,W), mask (N,P,T), manifest rows) written by `cache_features`."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist; cache the features first: python -m train.features ...")
+    stored = load_file(str(path))
+    rows = [json.loads(line) for line in path.with_suffix(".jsonl").read_text().splitlines() if line.strip()]
+    if stored["tokens"].shape[0] != len(rows):
+        raise ValueError(f"{path}: {stored['tokens'].shape[0]} feature rows but {len(rows)} manifest rows")
+    return stored["tokens"], stored["mask"], rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, default=Path("data/world"))
+    parser.add_argument("--out", type=Path, default=Path("data/features"))
+    parser.add_argument("--split", required=True, choices=["train", "val", "test"])
+    parser.add_argument("--modality", required=True, choices=["image", "video", "audio", "points"])
+    parser.add_argument("--limit", type=int, default=None, help="encode only the first N samples")
+    parser.add_argument("--part-size", type=int, default=256)
+    parser.add_argument("--points-encoder", type=Path, default=Path("assets/checkpoints/tiny/points_encoder.safetensors"))
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    logging.basicConfig(level=logging.INFO)
+    path = cache_features(args.data, args.out, args.split, args.modality, args.part_size, args.limit,
+                          args.points_encoder)
+    print(path)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,314 @@
+"""Train one modality's bridge (its Q-Former + projection, or the linear-projection baseline) on cached features.
+
+Encoders and LLM stay frozen; the loss is on answer tokens only; captioning and QA examples are mixed as the
+instruction file mixes them. `accelerate launch` scales the same script to many GPUs (each process takes its own
+slice of every step's examples); on one CPU it runs as is. Every `checkpoint_every` steps the full training state
+(weights, optimizer, scheduler, RNG, step) is saved to `<out>/state`, and a rerun of the same command resumes from
+it exactly: the examples of a step are a pure function of (seed, step), so nothing is repeated or skipped.
+
+    python -m train.train_qformer --config train/configs/image_qformer.json [--steps N] [--out DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from core.encoders.base import EncodedMedia
+from core.model import ModalityBridge
+from core.qformer import QFormerSettings
+
+log = logging.getLogger("train")
+
+
+@dataclass
+class TrainConfig:
+    modality: str
+    features: str
+    """Cached features of the training split (train/features.py)."""
+    instructions: str
+    """Instruction examples for those features (train/qa_gen.py)."""
+    out: str
+    projection: str = "qformer"
+    export: Optional[str] = None
+    """Where the finished bridge goes (merged with what that file already holds for the other projection)."""
+    steps: int = 200
+    batch_size: int = 16
+    grad_accum: int = 1
+    lr: float = 3e-4
+    weight_decay: float = 0.01
+    warmup_steps: int = 10
+    checkpoint_every: int = 25
+    seed: int = 0
+    prefix_cues: bool = True
+    prompt_style: str = "chat_template"
+    num_query_tokens: int = 8
+    mixed_precision: str = "no"
+    max_minutes: Optional[float] = None
+    """Stop (after saving) once this much wall time has passed in this run; a rerun continues."""
+
+    @classmethod
+    def from_json(cls, path: Path, **overrides) -> "TrainConfig":
+        values = json.loads(Path(path).read_text())
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"{path}: unknown config keys {sorted(unknown)}")
+        return cls(**values)
+
+
+def load_instructions(path: Path, num_samples: int) -> list[dict]:
+    rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    if not rows:
+        raise ValueError(f"{path} holds no instruction examples")
+    bad = [r for r in rows if not 0 <= r["sample"] < num_samples]
+    if bad:
+        raise ValueError(f"{path}: example for sample {bad[0]['sample']} but the features hold {num_samples}")
+    return rows
+
+
+def example_indices(seed: int, count: int, start: int, size: int) -> list[int]:
+    """Positions start..start+size of an endless stream of per-epoch shuffles (a pure function of its inputs)."""
+    out = []
+    for position in range(start, start + size):
+        epoch, offset = divmod(position, count)
+        out.append(int(np.random.default_rng([seed, epoch]).permutation(count)[offset]))
+    return out
+
+
+class BridgeTrainer:
+    """Holds the frozen LLM (with its prompt prefix cached), the bridge being trained and the data."""
+
+    def __init__(self, config: TrainConfig, llm=None, qformer_tokenizer=None, settings: QFormerSettings | None = None):
+        from accelerate import Accelerator
+        from accelerate.utils import set_seed
+
+        from train.features import load_features
+        from train.prefix_llm import PrefixCachedLLM, PromptTemplate
+
+        self.config = config
+        self.accelerator = Accelerator(gradient_accumulation_steps=config.grad_accum,
+                                       mixed_precision=config.mixed_precision)
+        set_seed(config.seed)
+        self.tokens, self.mask, self.rows = load_features(Path(config.features))
+        self.examples = load_instructions(Path(config.instructions), len(self.rows))
+        self.llm = llm or _load_tiny_llm()
+        self.llm.model.to(self.accelerator.device)
+        self.qformer_tokenizer = qformer_tokenizer or _load_qformer_tokenizer()
+        tokenizer = self.llm.tokenizer
+        template = PromptTemplate.for_modality(tokenizer, config.modality, config.prefix_cues, config.prompt_style)
+        self.runner = PrefixCachedLLM(self.llm, template)
+        self._suffix_cache: dict[str, torch.Tensor] = {}
+        self.settings = settings or QFormerSettings(encoder_width=int(self.tokens.shape[-1]),
+                                                    num_query_tokens=config.num_query_tokens)
+        bridge = ModalityBridge(self.settings, self.llm.width)
+        trained = trained_prefixes(config.projection)
+        for name, p in bridge.named_parameters():
+            if not name.startswith(trained):
+                p.requires_grad_(False)
+        parameters = [p for p in bridge.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(config.warmup_steps, config.steps))
+        self.bridge, self.optimizer, self.scheduler = self.accelerator.prepare(bridge, optimizer, scheduler)
+        self.step = 0
+        self.out = Path(config.out)
+        self.log_file = self.out / "train.log"
+
+    # --- data -------------------------------------------------------------------------------------------------
+    def micro_batch(self, step: int, micro: int) -> list[dict]:
+        """The examples this process sees at (step, micro): a disjoint slice per process."""
+        c, acc = self.config, self.accelerator
+        global_micro = (step * c.grad_accum + micro) * acc.num_processes + acc.process_index
+        indices = example_indices(c.seed, len(self.examples), global_micro * c.batch_size, c.batch_size)
+        return [self.examples[i] for i in indices]
+
+    def _suffix(self, question: str) -> torch.Tensor:
+        if question not in self._suffix_cache:
+            self._suffix_cache[question] = self.runner.template.suffix_ids(self.llm.tokenizer, question)
+        return self._suffix_cache[question]
+
+    def _answer_ids(self, answer: str) -> torch.Tensor:
+        tokenizer = self.llm.tokenizer
+        ids = tokenizer(answer, add_special_tokens=False, return_tensors="pt").input_ids[0]
+        return torch.cat([ids, torch.tensor([tokenizer.eos_token_id])])
+
+    def media_tokens(self, examples: list[dict]) -> torch.Tensor:
+        """(B, passes * queries, llm width) for the examples' samples, each conditioned on its own question."""
+        device = self.accelerator.device
+        samples = torch.tensor([e["sample"] for e in examples])
+        tokens = self.tokens[samples].float().to(device)
+        mask = self.mask[samples].to(device)
+        b, p = tokens.shape[:2]
+        instruction = self.qformer_tokenizer([e["question"] for e in examples], padding=True, truncation=True,
+                                             max_length=self.settings.max_instruction_tokens, return_tensors="pt")
+        ids = instruction.input_ids.to(device).repeat_interleave(p, dim=0)
+        instruction_mask = instruction.attention_mask.to(device).repeat_interleave(p, dim=0)
+        encoded = EncodedMedia(tokens=tokens.flatten(0, 1), mask=mask.flatten(0, 1))
+        out = self.bridge(encoded, ids, instruction_mask, projection=self.config.projection)
+        return out.tokens.reshape(b, -1, out.tokens.shape[-1])
+
+    def loss(self, examples: list[dict]) -> torch.Tensor:
+        media = self.media_tokens(examples)
+        return self.runner.answer_loss(media, [self._suffix(e["question"]) for e in examples],
+                                       [self._answer_ids(e["answer"]) for e in examples])
+
+    # --- state ------------------------------------------------------------------------------------------------
+    def save_state(self) -> None:
+        state = self.out / "state"
+        self.accelerator.save_state(str(state))
+        if self.accelerator.is_main_process:
+            (state / "progress.json").write_text(json.dumps({"step": self.step, "config": asdict(self.config)}))
+            self.export(self.out / f"{self.config.modality}_{self.config.projection}.safetensors")
+
+    def try_resume(self) -> bool:
+        state = self.out / "state"
+        if not (state / "progress.json").is_file():
+            return False
+        self.accelerator.load_state(str(state))
+        self.step = json.loads((state / "progress.json").read_text())["step"]
+        self._log(f"resumed at step {self.step} from {state}")
+        return True
+
+    def export(self, path: Path, merge_with: Optional[Path] = None) -> None:
+        """Write the bridge's trained parameters (fp16 safetensors + json); keep the other projection's weights
+        from `merge_with` when that file exists, so Q-Former and baseline trainings fill one file."""
+        from core.checkpoints import load_checkpoint, save_checkpoint
+
+        with torch.random.fork_rng(devices=[]):  # a fresh bridge's random init must not shift the training RNG
+            bridge = ModalityBridge(self.settings, self.llm.width)
+        if merge_with is not None and Path(merge_with).is_file():
+            load_checkpoint(bridge, merge_with)
+        trained = self.accelerator.unwrap_model(self.bridge)
+        prefixes = trained_prefixes(self.config.projection)
+        with torch.no_grad():
+            current = dict(trained.named_parameters())
+            for name, p in bridge.named_parameters():
+                if name.startswith(prefixes):
+                    p.copy_(current[name])
+        config = {"modality": self.config.modality, "qformer": self.settings.to_dict(), "llm_width": self.llm.width,
+                  "trained": {self.config.projection: {"steps": self.step, "config": asdict(self.config)}}}
+        if merge_with is not None and Path(merge_with).with_suffix(".json").is_file():
+            old = json.loads(Path(merge_with).with_suffix(".json").read_text()).get("trained", {})
+            config["trained"] = {**old, **config["trained"]}
+        save_checkpoint(bridge, path, config)
+
+    def _log(self, message: str) -> None:
+        if self.accelerator.is_main_process:
+            self.out.mkdir(parents=True, exist_ok=True)
+            with open(self.log_file, "a") as f:
+                f.write(f"{time.strftime('%H:%M:%S')} {message}\n")
+
+    # --- loop -------------------------------------------------------------------------------------------------
+    def train(self, stop_after: Optional[int] = None) -> list[float]:
+        """Run to `config.steps` (or `stop_after` steps in this call); returns this call's per-step losses."""
+        c = self.config
+        self.bridge.train()
+        losses: list[float] = []
+        started = time.perf_counter()
+        last = self.step
+        bar = tqdm(total=c.steps, initial=self.step, desc=f"{c.modality}/{c.projection}", unit="step",
+                   disable=not self.accelerator.is_main_process)
+        while self.step < c.steps and (stop_after is None or len(losses) < stop_after):
+            tick = time.perf_counter()
+            total = 0.0
+            for micro in range(c.grad_accum):
+                with self.accelerator.accumulate(self.bridge):
+                    with self.accelerator.autocast():
+                        loss = self.loss(self.micro_batch(self.step, micro))
+                    self.accelerator.backward(loss)
+                    self.accelerator.clip_grad_norm_(
+                        [p for p in self.bridge.parameters() if p.requires_grad], 1.0)
+                    self.optimizer.step()
+                    self.scheduler.step()
+                    self.optimizer.zero_grad()
+                total += float(loss.detach()) / c.grad_accum
+            self.step += 1
+            losses.append(total)
+            seconds = time.perf_counter() - tick
+            rate = c.batch_size * c.grad_accum * self.accelerator.num_processes / seconds
+            bar.update(1)
+            bar.set_postfix(loss=f"{total:.3f}", ex_s=f"{rate:.1f}")
+            self._log(f"step {self.step} loss {total:.4f} lr {self.scheduler.get_last_lr()[0]:.2e} "
+                      f"examples/s {rate:.2f} step_s {seconds:.2f}")
+            minutes = (time.perf_counter() - started) / 60
+            out_of_time = c.max_minutes is not None and minutes >= c.max_minutes
+            if self.step % c.checkpoint_every == 0 or self.step == c.steps or out_of_time:
+                self.save_state()
+                last = self.step
+            if out_of_time:
+                self._log(f"stopping after {minutes:.1f} min (max_minutes); rerun the command to continue")
+                break
+        bar.close()
+        if self.step != last and stop_after is None:
+            self.save_state()
+        if self.step >= c.steps and c.export and self.accelerator.is_main_process:
+            self.export(Path(c.export), merge_with=Path(c.export))
+            self._log(f"exported {c.export}")
+        return losses
+
+
+def trained_prefixes(projection: str) -> tuple[str, ...]:
+    """Parameter-name prefixes of the bridge that a run trains: the baseline, or the Q-Former with its projection."""
+    if projection == "linear":
+        return ("linear_baseline.",)
+    if projection == "qformer":
+        return ("qformer.", "projection.")
+    raise ValueError(f"projection must be qformer or linear, not {projection!r}")
+
+
+def _warmup_cosine(warmup: int, total: int):
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return factor
+
+
+def _load_tiny_llm():
+    from core.llm import gguf_safetensors_cache, load_llm
+    from core.sources import cache_dir, smollm2_gguf
+
+    return load_llm(gguf_safetensors_cache(smollm2_gguf(), cache_dir() / "llm"))
+
+
+def _load_qformer_tokenizer():
+    from transformers import AutoTokenizer
+
+    from core.sources import minilm_folder
+
+    return AutoTokenizer.from_pretrained(str(minilm_folder()))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--config", type=Path, required=True)
+    parser.add_argument("--steps", type=int)
+    parser.add_argument("--out")
+    parser.add_argument("--export")
+    parser.add_argument("--max-minutes", type=float, dest="max_minutes")
+    parser.add_argument("--mixed-precision", dest="mixed_precision", choices=["no", "bf16", "fp16"])
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    logging.basicConfig(level=logging.INFO)
+    config = TrainConfig.from_json(args.config, steps=args.steps, out=args.out, export=args.export,
+                                   max_minutes=args.max_minutes, mixed_precision=args.mixed_precision)
+    trainer = BridgeTrainer(config)
+    trainer.try_resume()
+    trainer.train()
+
+
+if __name__ == "__main__":
+    main()
