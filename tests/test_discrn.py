@@ -1,0 +1,171 @@
+"""DisCRn-tiny: balanced, unambiguous pairs; the reference files read unchanged; the answer metric."""
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from train.discrn import (PAIR_KINDS, QUESTION_TYPES, DisCRnPair, answer_choice, generate_discrn, is_correct,
+                          main, make_pairs, read_discrn, score)
+from train.world.dataset import GENERATORS, SCENE_STREAM, generate_world, sample_rng, sample_seed
+from train.world.records import SampleRecord
+from train.world.vocabulary import SHAPES, SOUND_SETTINGS
+
+
+def pool(modality: str, size: int = 200) -> list[SampleRecord]:
+    """Test-split records without media: DisCRn reads only records."""
+    records = []
+    for index in range(size):
+        properties = GENERATORS[modality].sample_scene(sample_rng(0, modality, sample_seed("test", index),
+                                                                  SCENE_STREAM))
+        records.append(SampleRecord(f"test-{modality}-{index:06d}", modality, f"{index}.bin", "caption",
+                                    ["caption"], properties, "test"))
+    return records
+
+
+def place(modality: str, properties: dict):
+    if modality == "audio":
+        return SOUND_SETTINGS.get(properties["kind"])
+    places = {SHAPES[o["shape"]].setting for o in properties["objects"]} - {None}
+    return places.pop() if len(places) == 1 else None
+
+
+def right_answer(pair) -> int:
+    """The label recomputed from the two properties records, failing if the question is ambiguous."""
+    (ma, a), (mb, b) = zip(pair.modalities, pair.properties)
+    q = pair.question
+    if "objects?" in q:
+        assert a["count"] != b["count"]
+        more = int(b["count"] > a["count"])
+        return more if "more" in q else 1 - more
+    if "found" in q:
+        wanted = q.split()[-1].rstrip("?")
+        places = (place(ma, a), place(mb, b))
+        assert set(places) == {"outdoors", "indoors"}, places
+        return places.index(wanted)
+    if "faster" in q or "slower" in q:
+        paces = (a["tempo"], b["speed"])
+        assert set(paces) == {"fast", "slow"}
+        return paces.index("fast" if "faster" in q else "slow")
+    if q == "Which one shows a larger object?":
+        sizes = (a["count"] == 1 and a["objects"][0]["size"], b["count"] == 1 and b["objects"][0]["size"])
+        assert set(sizes) == {"small", "large"}
+        return sizes.index("large")
+    colour = re.fullmatch(r"Which one has an? (\w+) object\?", q)
+    if colour:
+        has = [colour.group(1) in {o["colour"] for o in p["objects"]} for p in (a, b)]
+        assert has.count(True) == 1
+        return has.index(True)
+    shape = re.fullmatch(r"Which one shows an? (\w+)\?", q).group(1)
+    has = [shape in {o["shape"] for o in p["objects"]} for p in (a, b)]
+    assert has.count(True) == 1
+    return has.index(True)
+
+
+@pytest.mark.parametrize("kind", PAIR_KINDS)
+def test_pairs_are_balanced_distinct_and_answered_by_the_records(kind):
+    pairs = make_pairs(pool(kind[0]), pool(kind[1]), 1000, np.random.default_rng(0))
+    assert len(pairs) == 1000
+    assert Counter(p.label for p in pairs) == {0: 500, 1: 500}
+    per_type = Counter((p.question_type, p.label) for p in pairs)
+    for name in QUESTION_TYPES[kind]:
+        assert abs(per_type[(name, 0)] - per_type[(name, 1)]) <= 1 and per_type[(name, 0)] > 0
+    assert len({(*p.sample_ids, p.question) for p in pairs}) == len(pairs)
+    for pair in pairs:
+        assert pair.modalities == list(kind)
+        assert [s.split("-")[1] for s in pair.sample_ids] == list(kind)
+        assert right_answer(pair) == pair.label, (pair.question, pair.properties)
+
+
+def test_too_small_a_split_is_a_clear_error():
+    with pytest.raises(ValueError, match="too small"):
+        make_pairs(pool("points", 3), pool("image", 3), 50, np.random.default_rng(0), max_tries=2000)
+
+
+def test_command_writes_reference_fields_that_read_back(tmp_path):
+    world = tmp_path / "world"
+    generate_world(str(world), {"test": 30}, ["audio", "video", "points", "image"], progress=False)
+    assert main(["--world", str(world), "--out", str(tmp_path / "discrn"), "--pairs", "40"]) == 0
+    for first, second in PAIR_KINDS:
+        path = tmp_path / "discrn" / f"{first}_{second}.json"
+        entries = json.loads(path.read_text())
+        assert len(entries) == 40
+        assert {"sample_ids", "question", "label", "captions", "properties", "modalities", "paths"} <= set(entries[0])
+        pairs = read_discrn(str(path))
+        assert [p.label for p in pairs] == [e["label"] for e in entries]
+        assert all(p.modalities == [first, second] and all(os.path.isfile(x) for x in p.paths) for p in pairs)
+    with pytest.raises(SystemExit):
+        main(["--world", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")])
+    assert generate_discrn(str(world), str(tmp_path / "again"), pairs_per_kind=40) == \
+        {"points_image.json": 40, "audio_video.json": 40}
+
+
+REFERENCE_OBJAVERSE = [
+    {"sample_ids": ["f6e1", "9ab2"], "question": "which entity is more likely to be found in a kitchen", "label": 0,
+     "captions": ["a wooden chair", "a red sports car"], "properties": ["sturdy, wooden", "fast, shiny"],
+     "captions_pred_image": ["a chair", "a car"], "captions_pred_pc": ["chair", "car"]},
+    {"sample_ids": ["77c0", "31d4"], "question": "which object is round", "label": 0,
+     "captions": ["a ball", "a box"], "properties": ["round", "square"],
+     "captions_pred_image": ["a ball", "a box"], "captions_pred_pc": ["ball", "box"]},
+]
+REFERENCE_AUDIOCAPS = [
+    {"sample_ids": ["-0Gj8", "x9Yq"], "question": "which entity is louder", "label": 1, "start_seconds": [30.0, 10],
+     "captions": ["a man speaks softly", "a siren wails"], "properties": ["quiet", "loud"]},
+]
+
+
+def test_reference_files_read_unchanged_with_their_layouts(tmp_path):
+    objaverse, audiocaps = tmp_path / "objaverse.json", tmp_path / "audiocaps.json"
+    objaverse.write_text(json.dumps(REFERENCE_OBJAVERSE))
+    audiocaps.write_text(json.dumps(REFERENCE_AUDIOCAPS))
+    pairs = read_discrn(str(objaverse), media_roots={"image": "/imgs", "points": "/pcs"})
+    assert pairs[0].modalities == ["image", "points"] and pairs[0].label == 0
+    assert pairs[0].paths == ["/imgs/f6e1_2.jpeg", "/pcs/9ab2/9ab2_8192.npz"]
+    assert pairs[0].extra["captions_pred_pc"] == ["chair", "car"] and pairs[0].question_type is None
+    balanced = read_discrn(str(objaverse), balance_labels=True)
+    assert [p.label for p in balanced] == [1, 0]
+    assert balanced[0].sample_ids == ["9ab2", "f6e1"] and balanced[0].captions == ["a red sports car", "a wooden chair"]
+    assert balanced[0].extra["captions_pred_image"] == ["a car", "a chair"]
+    assert balanced[0].modalities == ["image", "points"], "reference inputs keep their modality slots"
+    (audio_pair,) = read_discrn(str(audiocaps), media_roots={"video": "/v", "audio": "/a"})
+    assert audio_pair.modalities == ["video", "audio"]
+    assert audio_pair.paths == ["/v/-0Gj8_30.mp4", "/a/x9Yq_10.flac"]
+    unknown = tmp_path / "pairs.json"
+    unknown.write_text(json.dumps(REFERENCE_AUDIOCAPS))
+    with pytest.raises(ValueError, match="modalities"):
+        read_discrn(str(unknown))
+    assert read_discrn(str(unknown), modalities=("video", "audio"))[0].label == 1
+    unknown.write_text(json.dumps({"annotations": []}))
+    with pytest.raises(ValueError, match="json list"):
+        read_discrn(str(unknown))
+
+
+@pytest.mark.parametrize("answer, choice", [
+    ("first", 0), ("The first one.", 0), ("(a)", 0), ("A", 0), ("a.", 0), ("Scene A", 0), ("1st", 0),
+    ("The answer is A.", 0), ("the one on the left", 0), ("Input 1", 0), ("the 3D model", 0), ("a 3d model", 0),
+    ("Option B", 1), ("(b) right one", 1), ("Second!", 1), ("Entity 2", 1), ("Answer: B", 1), ("b", 1),
+    ("the image", 1), ("the picture on the right", 1),
+    ("Neither", None), ("A red cube", None), ("Both the first and the second", None),
+    ("the first, not the second", None), ("The image is left of the 3D model", None), ("", None),
+])
+def test_answer_metric_on_tricky_strings(answer, choice):
+    assert answer_choice(answer, ("points", "image")) == choice
+    assert is_correct(answer, 0, ("points", "image")) == (choice == 0)
+
+
+def test_modality_names_count_only_when_the_inputs_differ_in_kind():
+    assert answer_choice("the image", ("image", "image")) is None
+    assert answer_choice("the sound", ("audio", "video")) == 0
+    assert answer_choice("the video clip", ("audio", "video")) == 1
+    pairs = [DisCRnPair(["x", "y"], "Which one is faster?", label, ["", ""], [{}, {}], ["audio", "video"],
+                        [None, None]) for label in (0, 0, 1)]
+    result = score(pairs, ["first", "the second one", "both"])
+    assert result == {"accuracy": pytest.approx(1 / 3), "undecided": pytest.approx(1 / 3), "chance": 0.5,
+                      "pairs": 3}
+    with pytest.raises(ValueError, match="answers"):
+        score(pairs, ["first"])
+
