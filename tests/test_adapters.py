@@ -1,0 +1,108 @@
+"""Real-data adapters on small fixtures in each reference format (tests/data/adapters)."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from train.adapters import ADAPTERS, read_audiocaps, read_cap3d, read_clotho, read_coco, read_msrvtt, read_webvid
+from train.adapters.__main__ import main
+from train.world.records import read_manifest
+
+DATA = Path(__file__).parent / "data" / "adapters"
+
+
+def by_id(adapted) -> dict:
+    return {r.sample_id: r for r in adapted.records}
+
+
+def test_coco_official_and_karpathy_formats():
+    official = read_coco(str(DATA / "coco" / "captions_val2014.json"), str(DATA / "coco" / "images"), "val")
+    records = by_id(official)
+    assert set(records) == {"coco-42", "coco-73"} and official.missing == ["99"]
+    red = records["coco-42"]
+    assert red.captions == ["A red square on a table.", "Something red."] and red.caption == red.captions[0]
+    assert red.modality == "image" and red.split == "val" and red.source == "coco" and os.path.isfile(red.path)
+    assert red.properties == {"image_id": 42, "file_name": "COCO_val2014_000000000042.jpg"}
+    karpathy = by_id(read_coco(str(DATA / "coco" / "karpathy_val.json"), str(DATA / "coco")))
+    assert karpathy["coco-COCO_val2014_000000000042"].captions == red.captions
+    assert karpathy["coco-COCO_val2014_000000000073"].path == str(DATA / "coco" / "images" /
+                                                                  "COCO_val2014_000000000073.jpg")
+
+
+def test_audiocaps_groups_captions_per_clip_and_finds_common_file_names():
+    adapted = read_audiocaps(str(DATA / "audiocaps" / "val.csv"), str(DATA / "audiocaps" / "audio"), "val")
+    records = by_id(adapted)
+    assert set(records) == {"audiocaps-dQw4w9WgXcQ_30", "audiocaps-k3xZ9aB1c2_0"}
+    assert records["audiocaps-dQw4w9WgXcQ_30"].captions == ["A man speaks while music plays", "Music and a voice"]
+    assert records["audiocaps-k3xZ9aB1c2_0"].path.endswith("Yk3xZ9aB1c2.wav")
+    assert records["audiocaps-dQw4w9WgXcQ_30"].properties == {"youtube_id": "dQw4w9WgXcQ", "start_time": 30}
+    assert adapted.missing == ["missingClip_10"]
+
+
+def test_clotho_keeps_all_five_captions():
+    adapted = read_clotho(str(DATA / "clotho" / "clotho_captions_evaluation.csv"), str(DATA / "clotho" / "audio"))
+    (record,) = adapted.records
+    assert record.sample_id == "clotho-Night crickets" and len(record.captions) == 5
+    assert record.captions[0] == "Crickets chirp at night." and record.modality == "audio"
+    assert adapted.missing == ["Not downloaded"]
+
+
+def test_msrvtt_json_list_and_split_filter():
+    info = str(DATA / "msrvtt" / "videodatainfo.json")
+    videos = str(DATA / "msrvtt" / "videos")
+    adapted = read_msrvtt(info, videos)
+    assert set(by_id(adapted)) == {"msrvtt-video0", "msrvtt-video7"} and adapted.missing == ["video9"]
+    assert by_id(adapted)["msrvtt-video0"].captions == ["a car drives down a road", "a vehicle moving on the street"]
+    only_test = read_msrvtt(info, videos, "test", only_split="test")
+    assert [r.sample_id for r in only_test.records] == ["msrvtt-video7"] and only_test.records[0].split == "test"
+    listed = read_msrvtt(str(DATA / "msrvtt" / "lavis_test.json"), videos)
+    assert [r.captions for r in listed.records] == [["a car drives down a road"], ["a woman is cooking"]]
+
+
+def test_webvid_finds_page_dir_and_flat_layouts():
+    adapted = read_webvid(str(DATA / "webvid" / "results_2M_val.csv"), str(DATA / "webvid" / "videos"))
+    records = by_id(adapted)
+    assert records["webvid-1066705"].path.endswith(os.path.join("000001_000050", "1066705.mp4"))
+    assert records["webvid-1066706"].caption == "Waves crash on rocks, slow motion"
+    assert adapted.missing == ["1066707"] and records["webvid-1066706"].modality == "video"
+
+
+def test_cap3d_headerless_csv_with_point_cloud_files():
+    adapted = read_cap3d(str(DATA / "cap3d" / "Cap3D_automated_Objaverse_no3Dword.csv"), str(DATA / "cap3d" / "points"))
+    records = by_id(adapted)
+    chair = records["cap3d-ed51a51909ee46c780db3a85e821feb2"]
+    assert chair.caption == "A wooden chair with four legs, a backrest" and chair.modality == "points"
+    assert np.load(chair.path).shape == (32, 6)
+    assert records["cap3d-3a11ab4e"].path.endswith(os.path.join("3a11ab4e", "3a11ab4e_8192.npz"))
+    assert adapted.missing == ["ffff0000"]
+
+
+@pytest.mark.parametrize("name, wrong_file", [
+    ("coco", "msrvtt/videodatainfo.json"), ("audiocaps", "clotho/clotho_captions_evaluation.csv"),
+    ("clotho", "webvid/results_2M_val.csv"), ("msrvtt", "coco/captions_val2014.json"),
+    ("webvid", "audiocaps/val.csv"), ("cap3d", "coco/karpathy_val.json"),
+])
+def test_a_file_in_another_format_is_a_clear_error(name, wrong_file):
+    with pytest.raises(ValueError, match="not a"):
+        ADAPTERS[name](str(DATA / wrong_file), str(DATA))
+
+
+def test_command_writes_a_manifest_the_world_reader_loads(tmp_path, capsys):
+    out = tmp_path / "coco" / "manifest.jsonl"
+    assert main(["coco", "--annotations", str(DATA / "coco" / "captions_val2014.json"), "--media-dir",
+                 str(DATA / "coco" / "images"), "--out", str(out), "--split", "val"]) == 0
+    assert "2 records; 1 items without a media file" in capsys.readouterr().out
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert os.path.isabs(rows[0]["path"]), "media outside the manifest's folder keep absolute paths"
+    records = read_manifest(str(out))
+    assert [r.sample_id for r in records] == ["coco-42", "coco-73"] and all(os.path.isfile(r.path) for r in records)
+    with pytest.raises(SystemExit):
+        main(["coco", "--annotations", str(DATA / "coco" / "captions_val2014.json"), "--media-dir",
+              str(tmp_path), "--out", str(out)])
+    with pytest.raises(SystemExit):
+        main(["cap3d", "--annotations", str(tmp_path / "absent.csv"), "--media-dir", str(tmp_path), "--out",
+              str(out)])

@@ -1,0 +1,36 @@
+"""`python -m train.adapters NAME --annotations FILE --media-dir DIR --out MANIFEST [--split train]`
+
+Turns a real data set's caption file into a manifest of SampleRecords, like the ones `python -m train.world` writes.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from train.adapters import ADAPTERS
+from train.world.records import write_manifest
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m train.adapters", description=__doc__.splitlines()[0])
+    parser.add_argument("name", choices=sorted(ADAPTERS), help="format of the caption file")
+    parser.add_argument("--annotations", required=True, help="the data set's caption file (json or csv)")
+    parser.add_argument("--media-dir", required=True, help="folder holding the downloaded media files")
+    parser.add_argument("--out", required=True, help="manifest.jsonl to write")
+    parser.add_argument("--split", default="train", help="split name stored in the records (default: train)")
+    args = parser.parse_args(argv)
+    try:
+        adapted = ADAPTERS[args.name](args.annotations, args.media_dir, args.split)
+    except (OSError, ValueError, KeyError) as error:
+        parser.error(f"{args.annotations} lacks the field {error}" if isinstance(error, KeyError) else str(error))
+    if not adapted.records:
+        parser.error(f"no media files found under {args.media_dir} for the {len(adapted.missing)} captioned items "
+                     f"in {args.annotations}")
+    write_manifest(args.out, adapted.records)
+    print(f"{args.out}: {len(adapted.records)} records; {len(adapted.missing)} items without a media file"
+          + (f" (e.g. {', '.join(adapted.missing[:3])})" if adapted.missing else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,29 @@
+"""AudioCaps csv (audiocap_id, youtube_id, start_time, caption); one record per clip with all its captions.
+
+Downloaded clips are usually named after the YouTube id and start second; the common spellings are all tried.
+"""
+from __future__ import annotations
+
+import csv
+
+from train.adapters.base import Adapted, find_media, grouped, with_extensions
+
+AUDIO_EXTENSIONS = ("wav", "flac", "mp3", "ogg", "m4a")
+COLUMNS = {"youtube_id", "start_time", "caption"}
+
+
+def read_audiocaps(annotations: str, media_dir: str, split: str = "train") -> Adapted:
+    with open(annotations, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows or not COLUMNS <= set(rows[0]):
+        raise ValueError(f"{annotations}: not an AudioCaps csv (needs columns {sorted(COLUMNS)})")
+    clips = grouped(((row["youtube_id"], row["start_time"]), row["caption"]) for row in rows)
+    adapted = Adapted()
+    for (youtube_id, start), captions in clips.items():
+        seconds = int(float(start))
+        stems = [f"{youtube_id}_{start}", f"{youtube_id}_{seconds}", f"{youtube_id}_{seconds}000", f"Y{youtube_id}",
+                 youtube_id]
+        path = find_media(media_dir, with_extensions(stems, AUDIO_EXTENSIONS))
+        adapted.add("audiocaps", "audio", split, f"{youtube_id}_{seconds}", path, captions,
+                    {"youtube_id": youtube_id, "start_time": seconds})
+    return adapted

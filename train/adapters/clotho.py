@@ -1,0 +1,22 @@
+"""Clotho csv (file_name, caption_1 ... caption_5); the audio files sit in one folder under their own names."""
+from __future__ import annotations
+
+import csv
+import os
+
+from train.adapters.base import Adapted, find_media
+
+
+def read_clotho(annotations: str, media_dir: str, split: str = "train") -> Adapted:
+    with open(annotations, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    caption_columns = sorted((c for c in (rows[0] if rows else {}) if c.startswith("caption_")),
+                             key=lambda c: int(c.split("_")[1]))
+    if not rows or "file_name" not in rows[0] or not caption_columns:
+        raise ValueError(f"{annotations}: not a Clotho csv (needs file_name and caption_1..caption_5 columns)")
+    adapted = Adapted()
+    for row in rows:
+        name = row["file_name"]
+        adapted.add("clotho", "audio", split, os.path.splitext(name)[0], find_media(media_dir, [name]),
+                    [row[c] for c in caption_columns], {"file_name": name})
+    return adapted

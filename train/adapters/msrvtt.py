@@ -1,0 +1,40 @@
+"""MSR-VTT json ({"videos": [{"video_id", "split"}], "sentences": [{"video_id", "caption"}]}) or the LAVIS list
+([{"video": "video0.mp4", "caption": str or [str]}]).
+
+The official file's splits are "train", "validate" and "test"; `only_split` keeps one of them.
+"""
+from __future__ import annotations
+
+import json
+import os
+from typing import Optional
+
+from train.adapters.base import Adapted, find_media, grouped, with_extensions
+
+VIDEO_EXTENSIONS = ("mp4", "avi", "webm", "mkv")
+
+
+def read_msrvtt(annotations: str, media_dir: str, split: str = "train", only_split: Optional[str] = None) -> Adapted:
+    with open(annotations, encoding="utf-8") as handle:
+        data = json.load(handle)
+    adapted = Adapted()
+    if isinstance(data, dict) and "videos" in data and "sentences" in data:
+        captions = grouped((s["video_id"], s["caption"]) for s in data["sentences"])
+        for video in data["videos"]:
+            if only_split and video.get("split") != only_split:
+                continue
+            video_id = video["video_id"]
+            path = find_media(media_dir, with_extensions([video_id], VIDEO_EXTENSIONS))
+            adapted.add("msrvtt", "video", split, video_id, path, captions.get(video_id, []),
+                        {"video_id": video_id, "msrvtt_split": video.get("split")})
+    elif isinstance(data, list) and all("video" in entry and "caption" in entry for entry in data):
+        captions = grouped((entry["video"], c) for entry in data
+                           for c in ([entry["caption"]] if isinstance(entry["caption"], str) else entry["caption"]))
+        for video, texts in captions.items():
+            key = os.path.splitext(os.path.basename(video))[0]
+            adapted.add("msrvtt", "video", split, key, find_media(media_dir, [video, os.path.basename(video)]), texts,
+                        {"video_id": key})
+    else:
+        raise ValueError(f"{annotations}: not an MSR-VTT caption file (expected {{'videos', 'sentences'}} or a list "
+                         "of {'video', 'caption'} entries)")
+    return adapted
