@@ -5,10 +5,12 @@ import os
 from typing import Callable
 
 from core.presets.base import Preset
+from core.presets.instructblip_7b import instructblip_7b_preset
 from core.presets.tiny import tiny_preset
 
 PRESETS: dict[str, Callable[..., Preset]] = {
     "tiny": tiny_preset,
+    "instructblip-7b": instructblip_7b_preset,
 }
 
 
