@@ -296,3 +296,15 @@ def test_real_preset_answers_on_cuda():
         path.unlink()
     assert result.answer
     assert torch.cuda.max_memory_allocated() < 12 * 2**30
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only behaviour")
+def test_benchmark_says_it_needs_cuda(capsys):
+    import importlib.util
+
+    script = Path(__file__).parents[1] / "bench" / "gpu_preset.py"
+    spec = importlib.util.spec_from_file_location("bench_gpu_preset", script)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.main([]) == 2
+    assert "needs a CUDA GPU" in capsys.readouterr().err
