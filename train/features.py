@@ -24,14 +24,16 @@ log = logging.getLogger(__name__)
 
 
 def manifest_rows(data: Path, split: str, modality: str) -> list[dict]:
-    """The generator's manifest rows, each with `media` made absolute."""
-    path = data / split / modality / "manifest.jsonl"
+    """The generator's manifest records as dicts, `path` made absolute."""
+    from dataclasses import asdict
+
+    from train.world.dataset import manifest_path
+    from train.world.records import read_manifest
+
+    path = Path(manifest_path(str(data), split, modality))
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist; make the data first: python -m train.world --out {data} ...")
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    for row in rows:
-        row["media"] = str((path.parent / row["media"]).resolve())
-    return rows
+    return [asdict(record) for record in read_manifest(str(path))]
 
 
 def encoder_for(modality: str, points_encoder: Path | None = None) -> Callable[[str], EncodedMedia]:
@@ -113,7 +115,7 @@ def cache_features(data: Path, out: Path, split: str, modality: str, part_size: 
         part = parts_dir / f"part-{start:07d}-{len(rows[start:start + part_size]):05d}.safetensors"
         if part.is_file():
             continue
-        items = [encode(row["media"]) for row in rows[start:start + part_size]]
+        items = [encode(row["path"]) for row in rows[start:start + part_size]]
         save_file(stack_encoded(items), str(part.with_suffix(".tmp")))
         part.with_suffix(".tmp").rename(part)
     parts = [load_file(str(parts_dir / f"part-{s:07d}-{len(rows[s:s + part_size]):05d}.safetensors")) for s in starts]

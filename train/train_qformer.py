@@ -144,18 +144,9 @@ class BridgeTrainer:
 
     def media_tokens(self, examples: list[dict]) -> torch.Tensor:
         """(B, passes * queries, llm width) for the examples' samples, each conditioned on its own question."""
-        device = self.accelerator.device
         samples = torch.tensor([e["sample"] for e in examples])
-        tokens = self.tokens[samples].float().to(device)
-        mask = self.mask[samples].to(device)
-        b, p = tokens.shape[:2]
-        instruction = self.qformer_tokenizer([e["question"] for e in examples], padding=True, truncation=True,
-                                             max_length=self.settings.max_instruction_tokens, return_tensors="pt")
-        ids = instruction.input_ids.to(device).repeat_interleave(p, dim=0)
-        instruction_mask = instruction.attention_mask.to(device).repeat_interleave(p, dim=0)
-        encoded = EncodedMedia(tokens=tokens.flatten(0, 1), mask=mask.flatten(0, 1))
-        out = self.bridge(encoded, ids, instruction_mask, projection=self.config.projection)
-        return out.tokens.reshape(b, -1, out.tokens.shape[-1])
+        return bridge_media_tokens(self.bridge, self.qformer_tokenizer, self.tokens[samples], self.mask[samples],
+                                   [e["question"] for e in examples], self.config.projection, self.accelerator.device)
 
     def loss(self, examples: list[dict]) -> torch.Tensor:
         media = self.media_tokens(examples)
@@ -255,6 +246,21 @@ class BridgeTrainer:
             self.export(Path(c.export), merge_with=Path(c.export))
             self._log(f"exported {c.export}")
         return losses
+
+
+def bridge_media_tokens(bridge: ModalityBridge, qformer_tokenizer, tokens: torch.Tensor, mask: torch.Tensor,
+                        questions: list[str], projection: str, device: torch.device) -> torch.Tensor:
+    """Cached features (B, passes, T, W) -> LLM-width media tokens (B, passes * queries, width), one question each:
+    every pass of a sample (video frame, audio segment) sees that sample's question."""
+    tokens = tokens.float().to(device)
+    b, p = tokens.shape[:2]
+    instruction = qformer_tokenizer(questions, padding=True, truncation=True,
+                                    max_length=getattr(bridge, "module", bridge).settings.max_instruction_tokens, return_tensors="pt")
+    ids = instruction.input_ids.to(device).repeat_interleave(p, dim=0)
+    instruction_mask = instruction.attention_mask.to(device).repeat_interleave(p, dim=0)
+    encoded = EncodedMedia(tokens=tokens.flatten(0, 1), mask=mask.to(device).flatten(0, 1))
+    out = bridge(encoded, ids, instruction_mask, projection=projection)
+    return out.tokens.reshape(b, -1, out.tokens.shape[-1])
 
 
 def trained_prefixes(projection: str) -> tuple[str, ...]:

@@ -1,0 +1,136 @@
+"""Evaluate a trained bridge on a held-out split: per-property QA accuracy and captioning CIDEr.
+
+Answers are decoded greedily from the cached test features (the same prompt as the app, built by
+`train.prefix_llm`); an answer is right when one of the accepted answers (normalised: lower case, no punctuation,
+no articles) appears in it as whole words. CIDEr-D uses pycocoevalcap's scorer on lower-cased, punctuation-free
+captions. Results go to a JSON file; train/RESULTS.md quotes them with the command that made them.
+
+    python -m train.evaluate --modality image --checkpoint assets/checkpoints/tiny/image.safetensors \
+        [--projection linear] [--no-prefix-cues] [--per-property 50] --out runs/eval/image_qformer.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from train.qa_gen import normalise
+
+
+def is_correct(prediction: str, accepted: list[str]) -> bool:
+    """True when a normalised accepted answer occurs in the normalised prediction as a run of whole words."""
+    words = normalise(prediction).split()
+    for answer in accepted:
+        target = normalise(answer).split()
+        if target and any(words[i:i + len(target)] == target for i in range(len(words) - len(target) + 1)):
+            return True
+    return False
+
+
+def pick_examples(examples: list[dict], per_property: int | None, seed: int) -> list[dict]:
+    """Up to `per_property` examples of each task, drawn without replacement by a fixed seed."""
+    by_task: dict[str, list[dict]] = {}
+    for e in examples:
+        by_task.setdefault(e["task"], []).append(e)
+    chosen = []
+    for task in sorted(by_task):
+        rows = by_task[task]
+        if per_property is not None and len(rows) > per_property:
+            order = np.random.default_rng([seed, len(task)]).permutation(len(rows))[:per_property]
+            rows = [rows[i] for i in sorted(order)]
+        chosen += rows
+    return chosen
+
+
+def cider(predictions: dict[int, str], references: dict[int, list[str]]) -> float:
+    from pycocoevalcap.cider.cider import Cider
+
+    score, _ = Cider().compute_score({k: [normalise(r) for r in references[k]] for k in predictions},
+                                     {k: [normalise(p)] for k, p in predictions.items()})
+    return float(score)
+
+
+def evaluate(modality: str, checkpoint: Path, features: Path, instructions: Path, projection: str = "qformer",
+             prefix_cues: bool = True, per_property: int | None = 50, batch_size: int = 32, seed: int = 0,
+             llm=None, qformer_tokenizer=None) -> dict:
+    from core.checkpoints import load_checkpoint
+    from core.model import ModalityBridge
+    from core.qformer import QFormerSettings
+    from train.features import load_features
+    from train.prefix_llm import PrefixCachedLLM, PromptTemplate
+    from train.train_qformer import _load_qformer_tokenizer, _load_tiny_llm, bridge_media_tokens, load_instructions
+
+    started = time.perf_counter()
+    tokens, mask, rows = load_features(features)
+    examples = pick_examples(load_instructions(instructions, len(rows)), per_property, seed)
+    llm = llm or _load_tiny_llm()
+    qformer_tokenizer = qformer_tokenizer or _load_qformer_tokenizer()
+    stored = json.loads(Path(checkpoint).with_suffix(".json").read_text())
+    settings = QFormerSettings(**stored["qformer"])
+    bridge = ModalityBridge(settings, llm.width)
+    load_checkpoint(bridge, checkpoint)
+    bridge.eval()
+    runner = PrefixCachedLLM(llm, PromptTemplate.for_modality(llm.tokenizer, modality, prefix_cues, "chat_template"))
+    predictions: list[str] = []
+    for start in tqdm(range(0, len(examples), batch_size), desc=f"eval {modality}/{projection}", unit="batch"):
+        batch = examples[start:start + batch_size]
+        samples = torch.tensor([e["sample"] for e in batch])
+        with torch.no_grad():
+            media = bridge_media_tokens(bridge, qformer_tokenizer, tokens[samples], mask[samples],
+                                        [e["question"] for e in batch], projection, llm.device)
+        suffixes = [runner.template.suffix_ids(llm.tokenizer, e["question"]) for e in batch]
+        longest = 32 if any(e["task"] == "caption" for e in batch) else 8
+        predictions += runner.greedy_answers(media, suffixes, max_new_tokens=longest)
+    per_task: dict[str, dict] = {}
+    captions: dict[int, str] = {}
+    references: dict[int, list[str]] = {}
+    for e, prediction in zip(examples, predictions):
+        if e["task"] == "caption":
+            captions[len(captions)] = prediction
+            references[len(references)] = e["accepted"]
+            continue
+        task = per_task.setdefault(e["task"], {"right": 0, "total": 0})
+        task["total"] += 1
+        task["right"] += int(is_correct(prediction, e["accepted"]))
+    for task in per_task.values():
+        task["accuracy"] = round(task["right"] / task["total"], 4)
+    result = {"modality": modality, "projection": projection, "prefix_cues": prefix_cues,
+              "checkpoint": str(checkpoint), "features": str(features), "questions": len(examples),
+              "qa": per_task, "seconds": round(time.perf_counter() - started, 1),
+              "samples": [{"question": e["question"], "prediction": p, "accepted": e["accepted"]}
+                          for e, p in list(zip(examples, predictions))[:: max(1, len(examples) // 20)]]}
+    if captions:
+        result["caption"] = {"count": len(captions), "cider": round(cider(captions, references), 4)}
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--modality", required=True, choices=["image", "video", "audio", "points"])
+    parser.add_argument("--checkpoint", type=Path, required=True)
+    parser.add_argument("--split", default="test", choices=["val", "test"])
+    parser.add_argument("--features", type=Path, help="default: data/features/<split>/<modality>.safetensors")
+    parser.add_argument("--instructions", type=Path, help="default: data/instructions/<split>/<modality>.jsonl")
+    parser.add_argument("--projection", default="qformer", choices=["qformer", "linear"])
+    parser.add_argument("--no-prefix-cues", action="store_true")
+    parser.add_argument("--per-property", type=int, default=50, help="questions per property (0: all)")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    features = args.features or Path(f"data/features/{args.split}/{args.modality}.safetensors")
+    instructions = args.instructions or Path(f"data/instructions/{args.split}/{args.modality}.jsonl")
+    result = evaluate(args.modality, args.checkpoint, features, instructions, args.projection,
+                      not args.no_prefix_cues, args.per_property or None)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in result.items() if k != "samples"}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

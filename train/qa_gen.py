@@ -1,0 +1,175 @@
+"""Captions -> instruction data, the paper's two ways: template questions from the properties record, and
+LLM-generated question/answer pairs kept only when an LLM round trip gives the answer back.
+
+The LLM round trip follows the reference (which used flan-t5-xxl) with the LLM of the preset, SmolLM2-135M:
+  1. answer word:  "Generate a potential answer word from the following text: {caption}"
+  2. question:     "Generate a question for the answer using the context. Context: {c} Answer: {a} Question:"
+  3. round trip:   answer the question from the caption; keep the pair when the fuzzy ratio with the answer > 90.
+Each step's count is written to `<out>.llm_report.json`.
+
+Output: one JSON line per example, {"sample", "question", "answer", "task", "accepted"}; `sample` indexes the
+split's manifest (and so the cached features' rows).
+
+    python -m train.qa_gen --split train --modality image [--llm-captions 100]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import string
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from train.templates import caption_prompt, template_qa
+
+ANSWER_PROMPT = "Generate a potential answer word from the following text: {caption}"
+QUESTION_PROMPT = "Generate a question for the answer using the context. Context: {caption} Answer: {answer} Question:"
+ROUND_TRIP_PROMPT = "Answer the question with one or two words using the context. Context: {caption} Question: {question}"
+FUZZY_THRESHOLD = 90
+
+
+def template_examples(rows: list[dict], modality: str, seed: int, phrasings: int = 2) -> list[dict]:
+    """Every template pair of every sample (`phrasings` random paraphrase draws, duplicates dropped), plus one
+    captioning example per sample whose answer is the caption."""
+    examples = []
+    for index, row in enumerate(rows):
+        seen = set()
+        for draw in range(phrasings):
+            rng = np.random.default_rng([seed, index, draw])
+            for pair in template_qa(modality, row["properties"], rng):
+                if pair.question in seen:
+                    continue
+                seen.add(pair.question)
+                examples.append({"sample": index, "question": pair.question, "answer": pair.answer,
+                                 "task": pair.property, "accepted": list(pair.accepted)})
+        examples += generic_object_examples(index, modality, row["properties"])
+        rng = np.random.default_rng([seed, index, phrasings])
+        examples.append({"sample": index, "question": caption_prompt(modality, rng), "answer": row["caption"],
+                         "task": "caption", "accepted": list(row.get("captions") or [row["caption"]])})
+    return examples
+
+
+GENERIC_COLOUR_QUESTIONS = {False: ("What color is the object?", "What colour is the object?"),
+                             True: ("What color are the objects?", "What colour are the objects?")}
+
+
+def generic_object_examples(index: int, modality: str, properties: dict) -> list[dict]:
+    """Colour questions that name no shape ("What color is the object?") for images of one object group, the way
+    people ask about a picture they have not described yet."""
+    groups = properties.get("groups") or []
+    if modality != "image" or len(groups) != 1:
+        return []
+    colour = groups[0]["colour"]
+    return [{"sample": index, "question": q, "answer": colour, "task": "colour", "accepted": [colour]}
+            for q in GENERIC_COLOUR_QUESTIONS[groups[0]["count"] > 1]]
+
+
+def normalise(text: str) -> str:
+    """Lower case, no punctuation, no articles, single spaces (the reference's answer normalisation)."""
+    text = text.lower().translate(str.maketrans("", "", string.punctuation))
+    return " ".join(w for w in text.split() if w not in ("a", "an", "the"))
+
+
+def first_words(text: str, limit: int) -> str:
+    return " ".join(re.split(r"\s+", text.strip())[:limit])
+
+
+class ChatGenerator:
+    """Batched greedy chat completions with the frozen LLM (left padding, as decoder-only generation needs)."""
+
+    def __init__(self, llm, batch_size: int = 16) -> None:
+        self.llm = llm
+        self.batch_size = batch_size
+
+    @torch.no_grad()
+    def __call__(self, prompts: list[str], max_new_tokens: int) -> list[str]:
+        tokenizer = self.llm.tokenizer
+        tokenizer.padding_side = "left"
+        outputs = []
+        for start in range(0, len(prompts), self.batch_size):
+            texts = [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
+                                                   add_generation_prompt=True)
+                     for p in prompts[start:start + self.batch_size]]
+            batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+            ids = self.llm.model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
+                                          eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+            outputs += tokenizer.batch_decode(ids[:, batch.input_ids.shape[1]:], skip_special_tokens=True)
+        return [o.strip() for o in outputs]
+
+
+def llm_round_trip(rows: list[dict], indices: list[int], generate: ChatGenerator) -> tuple[list[dict], dict]:
+    """The three LLM steps on the captions of `rows[indices]`; returns kept examples and per-step counts."""
+    from rapidfuzz import fuzz
+
+    captions = [rows[i]["caption"] for i in indices]
+    report = {"captions": len(captions)}
+    answers = [first_words(a.strip(string.punctuation + " "), 3)
+               for a in generate([ANSWER_PROMPT.format(caption=c) for c in captions], max_new_tokens=6)]
+    usable = [k for k, a in enumerate(answers) if a and normalise(a) and normalise(a) in normalise(captions[k])]
+    report["answer_words_found_in_caption"] = len(usable)
+    questions = generate([QUESTION_PROMPT.format(caption=captions[k], answer=answers[k]) for k in usable],
+                         max_new_tokens=24)
+    questions = [q.split("\n")[0].strip() for q in questions]
+    asked = [(k, q) for k, q in zip(usable, questions) if q.endswith("?") and normalise(answers[k]) not in normalise(q)]
+    report["questions_well_formed"] = len(asked)
+    replies = generate([ROUND_TRIP_PROMPT.format(caption=captions[k], question=q) for k, q in asked],
+                       max_new_tokens=8)
+    kept = []
+    for (k, question), reply in zip(asked, replies):
+        score = fuzz.ratio(normalise(reply), normalise(answers[k]))
+        if score > FUZZY_THRESHOLD:
+            kept.append({"sample": indices[k], "question": question, "answer": answers[k], "task": "llm_qa",
+                         "accepted": [answers[k]], "round_trip": reply, "fuzzy": round(score, 1)})
+    report["round_trip_kept"] = len(kept)
+    return kept, report
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        for row in rows:
+            f.write(json.dumps(row) + "\n")
+
+
+def main(argv: list[str] | None = None) -> None:
+    from train.features import manifest_rows
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, default=Path("data/world"))
+    parser.add_argument("--out", type=Path, default=Path("data/instructions"))
+    parser.add_argument("--split", required=True, choices=["train", "val", "test"])
+    parser.add_argument("--modality", required=True, choices=["image", "video", "audio", "points"])
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--phrasings", type=int, default=2, help="paraphrase draws per sample")
+    parser.add_argument("--llm-captions", type=int, default=0,
+                        help="run the LLM round trip on the first N captions (0: templates only)")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    rows = manifest_rows(args.data, args.split, args.modality)
+    examples = template_examples(rows, args.modality, args.seed, args.phrasings)
+    target = args.out / args.split / f"{args.modality}.jsonl"
+    tasks: dict[str, int] = {}
+    for e in examples:
+        tasks[e["task"]] = tasks.get(e["task"], 0) + 1
+    print(f"{len(examples)} template/caption examples for {len(rows)} samples: {tasks}")
+    if args.llm_captions:
+        from train.train_qformer import _load_tiny_llm
+
+        indices = list(range(min(args.llm_captions, len(rows))))
+        kept, report = llm_round_trip(rows, indices, ChatGenerator(_load_tiny_llm()))
+        write_jsonl(target.with_suffix(".llm.jsonl"), kept)
+        target.with_suffix(".llm_report.json").parent.mkdir(parents=True, exist_ok=True)
+        target.with_suffix(".llm_report.json").write_text(json.dumps(report, indent=2) + "\n")
+        print("LLM round trip:", report)
+        examples += kept
+    write_jsonl(target, examples)
+    print(target)
+
+
+if __name__ == "__main__":
+    main()
