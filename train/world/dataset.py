@@ -26,8 +26,9 @@ from train.world import audio, image, pointcloud, video
 from train.world.captions import caption
 from train.world.records import SampleRecord, read_manifest, write_manifest
 
-GENERATOR_VERSION = 1
-"""Bump when a change to the generator alters what a seed draws; old folders then refuse to resume."""
+GENERATOR_VERSIONS = {"image": 1, "video": 1, "audio": 1, "points": 1}
+"""Bump a modality's number when a change alters what its seeds draw: folders holding samples of the old kind then
+refuse to resume that modality, while the other modalities go on."""
 SPLITS = ("train", "val", "test")
 SPLIT_SEED_OFFSET = {"train": 0, "val": 1_000_000_000, "test": 2_000_000_000}
 MAX_SAMPLES_PER_SPLIT = 1_000_000_000
@@ -82,19 +83,27 @@ def make_sample(root: str, split: str, modality: str, world_seed: int, index: in
 
 
 def _check_or_write_info(root: str, world_seed: int, counts: dict[str, int], modalities: list[str]) -> None:
-    """Refuse to resume a folder made with another seed, generator version or speech setting."""
+    """Refuse to extend a folder whose samples of these modalities were drawn differently; then record this run."""
     info_path = os.path.join(root, "world.json")
-    info = {"generator": "tiny-world", "version": GENERATOR_VERSION, "seed": world_seed,
-            "speech_available": audio.speech_available(), "num_points": pointcloud.NUM_POINTS}
+    previous = {}
     if os.path.exists(info_path):
         with open(info_path, encoding="utf-8") as handle:
             previous = json.load(handle)
-        for key in ("version", "seed", "speech_available"):
-            if previous.get(key) != info[key]:
-                raise ValueError(f"{root} was made with {key}={previous.get(key)!r}, this run has {info[key]!r}; "
-                                 "use another --out folder or delete the old one")
+    versions = previous.get("versions", {})
+    problems = [f"seed={previous['seed']}"] if previous.get("seed", world_seed) != world_seed else []
+    problems += [f"{m} generator version {versions[m]}" for m in modalities
+                 if versions.get(m, GENERATOR_VERSIONS[m]) != GENERATOR_VERSIONS[m]]
+    if "audio" in modalities and "audio" in versions and previous.get("speech_available") != audio.speech_available():
+        problems.append(f"speech_available={previous.get('speech_available')} (espeak-ng installed or removed since)")
+    if problems:
+        raise ValueError(f"{root} was made with {', '.join(problems)}, which this run does not match; use another "
+                         "--out folder or delete the old one")
     os.makedirs(root, exist_ok=True)
-    info.update({"counts": counts, "modalities": modalities})
+    info = {"generator": "tiny-world", "seed": world_seed, "speech_available": audio.speech_available(),
+            "num_points": pointcloud.NUM_POINTS,
+            "versions": {**versions, **{m: GENERATOR_VERSIONS[m] for m in modalities}},
+            "samples": {**previous.get("samples", {}),
+                        **{f"{split}/{m}": n for split, n in counts.items() for m in modalities}}}
     with open(info_path, "w", encoding="utf-8") as handle:
         json.dump(info, handle, indent=2)
 

@@ -42,10 +42,10 @@ def _mover(rng: np.random.Generator, motion: str, speed: str) -> dict:
     radius = _radius(size, rng) if size else 0.0
     radius_end, colour_end, frames = radius, colour, [0, FRAMES - 1]
     if motion == "grow":
-        radius = float(rng.uniform(7.5, 10.5))
+        radius = float(rng.uniform(9.0, 11.5))
         radius_end = radius * float(rng.uniform(*SCALE_FACTOR[speed]))
     elif motion == "shrink":
-        radius = float(rng.uniform(18, 24))
+        radius = float(rng.uniform(20.0, 25.0))
         radius_end = radius / float(rng.uniform(*SCALE_FACTOR[speed]))
     elif motion == "change colour":
         colour_end = [c for c in COLOURS if c != colour][int(rng.integers(len(COLOURS) - 1))]
