@@ -18,7 +18,7 @@ import gradio as gr  # noqa: E402
 from core.media import DEFAULT_LIMITS  # noqa: E402
 from core.presets import available_presets  # noqa: E402
 from demo.engine import PipelineHost  # noqa: E402
-from demo.layout import build_demo  # noqa: E402
+from demo.layout import CSS, build_demo  # noqa: E402
 
 DEFAULT_PRESET = "tiny"
 
@@ -35,7 +35,7 @@ def create_app() -> gr.Blocks:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    create_app().launch(max_file_size=f"{DEFAULT_LIMITS.max_file_mb:g}mb", show_error=False)
+    create_app().launch(max_file_size=f"{DEFAULT_LIMITS.max_file_mb:g}mb", show_error=False, css=CSS)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ from demo.viewer3d import preview_3d
 
 log = logging.getLogger(__name__)
 
+HIDDEN_CLASS = "xm-hidden"
+"""Elements with this class are not displayed (see `demo.layout.CSS`)."""
 MEDIA_ORDER = ("image", "audio", "video", "points")
 """The order the media components are passed to the chat handlers."""
 
@@ -63,17 +65,22 @@ def check_video(path: Optional[str]):
 
 
 def preview_points(path: Optional[str]):
-    """(mesh viewer, point-cloud plot, upload value): meshes in `gr.Model3D`, point clouds as a plotly scatter."""
+    """(mesh viewer, point-cloud plot, upload value): meshes in `gr.Model3D`, point clouds as a plotly scatter.
+
+    The mesh viewer is hidden with a CSS class, not `visible=False`: a `gr.Model3D` that starts invisible inside
+    a tab never creates its canvas when shown (Gradio 6.31).
+    """
+    hidden_mesh = gr.Model3D(value=None, elem_classes=[HIDDEN_CLASS])
     if not path:
-        return gr.Model3D(value=None, visible=False), gr.Plot(value=None, visible=False), gr.skip()
+        return hidden_mesh, gr.Plot(value=None, visible=False), gr.skip()
     try:
         preview = preview_3d(path)
     except media.MediaError as e:
         gr.Warning(str(e))
-        return gr.Model3D(value=None, visible=False), gr.Plot(value=None, visible=False), None
+        return hidden_mesh, gr.Plot(value=None, visible=False), None
     if preview.mesh_path is not None:
-        return gr.Model3D(value=preview.mesh_path, visible=True), gr.Plot(value=None, visible=False), gr.skip()
-    return gr.Model3D(value=None, visible=False), gr.Plot(value=preview.figure, visible=True), gr.skip()
+        return gr.Model3D(value=preview.mesh_path, elem_classes=[]), gr.Plot(value=None, visible=False), gr.skip()
+    return hidden_mesh, gr.Plot(value=preview.figure, visible=True), gr.skip()
 
 
 class ChatHandlers:

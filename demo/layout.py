@@ -19,6 +19,8 @@ from demo.session import ChatSession
 from demo.settings import build_settings
 
 MODEL_QUEUE = "model"
+CSS = f".{handlers.HIDDEN_CLASS} {{display: none !important;}}"
+"""Pass to `launch(css=...)`: Gradio 6 takes page styles there."""
 INTRO = """# X-Modal Instruct
 Ask about any mix of an **image**, **audio**, a **video** and a **3D object** (or none). Each input reaches a frozen
 language model through its own instruction-aware Q-Former (X-InstructBLIP); the optimiser can rewrite your question
@@ -48,8 +50,9 @@ def build_demo(host: PipelineHost, presets: list[str], default_preset: str) -> g
                     with gr.Tab("3D", id="input-3d"):
                         points = gr.File(label="3D object (point cloud or mesh)", type="filepath",
                                          file_types=list(KIND_EXTENSIONS["points"]), elem_id="points-upload")
-                        mesh_viewer = gr.Model3D(label="3D preview (mesh)", visible=False, height=360,
-                                                 elem_id="mesh-viewer")
+                        mesh_viewer = gr.Model3D(label="3D preview (mesh)", height=360, elem_id="mesh-viewer",
+                                                 camera_position=(45, 65, None),
+                                                 elem_classes=[handlers.HIDDEN_CLASS])
                         cloud_viewer = gr.Plot(label="3D preview (point cloud)", visible=False,
                                                elem_id="points-viewer")
                 with gr.Column(scale=3, min_width=420):

@@ -64,10 +64,11 @@ def write_moving_circle(target: Path, seconds: float = 2.0, fps: int = 12) -> No
 
 
 def write_cone_mesh(target: Path) -> None:
-    """A yellow cone as a .glb mesh (a viewer's mesh example)."""
+    """A yellow cone as a .glb mesh (a viewer's mesh example), turned upright for glTF's y-up convention."""
     import trimesh
 
     cone = trimesh.creation.cone(radius=0.5, height=1.0, sections=48)
+    cone.apply_transform(trimesh.transformations.rotation_matrix(-np.pi / 2, [1, 0, 0]))
     cone.visual.face_colors = [240, 200, 40, 255]
     cone.export(str(target))
 
