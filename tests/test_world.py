@@ -206,6 +206,13 @@ def test_audio_pitch_and_events_match_the_record(tmp_path):
         assert np.allclose(onsets * 0.01, record.properties["onsets"], atol=0.03), record.caption
 
 
+def test_without_espeak_the_speech_kind_is_left_out_and_said_so(monkeypatch):
+    monkeypatch.setattr(audio, "speech_available", lambda: False)
+    records = [scene("audio", index) for index in range(80)]
+    assert {r["kind"] for r in records} == set(SOUND_KINDS) - {"speech"}
+    assert all(r["skipped_kinds"] == ["speech"] for r in records)
+
+
 def test_point_clouds_match_the_record(tmp_path):
     for index in range(30):
         record = make_sample(str(tmp_path), "test", "points", 0, index)
