@@ -51,10 +51,6 @@ def right_answer(pair) -> int:
         paces = (a["tempo"], b["speed"])
         assert set(paces) == {"fast", "slow"}
         return paces.index("fast" if "faster" in q else "slow")
-    if q == "Which one shows a larger object?":
-        sizes = (a["count"] == 1 and a["objects"][0]["size"], b["count"] == 1 and b["objects"][0]["size"])
-        assert set(sizes) == {"small", "large"}
-        return sizes.index("large")
     colour = re.fullmatch(r"Which one has an? (\w+) object\?", q)
     if colour:
         has = [colour.group(1) in {o["colour"] for o in p["objects"]} for p in (a, b)]

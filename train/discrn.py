@@ -67,12 +67,6 @@ def pace(modality: str, properties: dict) -> Optional[str]:
     return properties["speed"] if modality == "video" else None
 
 
-def single_object_size(modality: str, properties: dict) -> Optional[str]:
-    if modality in ("image", "points") and properties["count"] == 1:
-        return properties["objects"][0]["size"]
-    return None
-
-
 # ------------------------------------------------------------------------------------------------- question types
 
 Input = tuple[str, dict]
@@ -132,11 +126,6 @@ def _shows(a: Input, b: Input, rng: np.random.Generator) -> Asked:
     return f"Which one shows {_article(shape)} {shape}?", int(shape in second)
 
 
-def _larger(a: Input, b: Input, rng: np.random.Generator) -> Asked:
-    index = _which((single_object_size(*a), single_object_size(*b)), "large")
-    return None if index is None else ("Which one shows a larger object?", index)
-
-
 def _pace(wanted: str) -> Callable[[Input, Input, np.random.Generator], Asked]:
     def ask(a: Input, b: Input, rng: np.random.Generator) -> Asked:
         index = _which((pace(*a), pace(*b)), wanted)
@@ -147,11 +136,12 @@ def _pace(wanted: str) -> Callable[[Input, Input, np.random.Generator], Asked]:
 QUESTION_TYPES: dict[tuple[str, str], dict[str, Callable[[Input, Input, np.random.Generator], Asked]]] = {
     ("points", "image"): {"more_objects": _more_objects, "fewer_objects": _fewer_objects,
                           "outdoors": _place("outdoors"), "indoors": _place("indoors"), "colour": _has_colour,
-                          "object": _shows, "larger": _larger},
+                          "object": _shows},
     ("audio", "video"): {"faster": _pace("fast"), "slower": _pace("slow"), "outdoors": _place("outdoors"),
                          "indoors": _place("indoors")},
 }
-"""Loudness and pitch are never compared: tiny-world videos are silent, so the sound would always win."""
+"""Never asked: loudness and pitch (tiny-world videos are silent, so the sound would always win) and absolute size
+(loaders rescale every point cloud into the unit sphere, so a lone object's size is not in the 3D input)."""
 
 
 # ------------------------------------------------------------------------------------------------------ the pairs

@@ -136,7 +136,10 @@ def _audio_pairs(asker: _Asker, properties: dict) -> None:
 
 
 def _points_pairs(asker: _Asker, properties: dict) -> None:
+    """Sizes are asked only in scenes that mix them: loaders rescale every cloud into the unit sphere (as ULIP and
+    LAVIS do), which leaves relative sizes visible and erases absolute ones."""
     objects = properties["objects"]
+    mixed_sizes = len({o["size"] for o in objects}) > 1
     asker.ask("count", ("How many objects are there?", "How many objects are in the 3D scene?"),
               *_count_answer(properties["count"]))
     for o in objects:
@@ -150,7 +153,8 @@ def _points_pairs(asker: _Asker, properties: dict) -> None:
                       *_shape_answers(o["shape"], o["name"]))
             asker.ask("position", (f"Where is {the}?", f"On which side is {the}?"), o["position"], where)
         asker.ask("colour", (f"What color is {the}?", f"What colour is {the}?"), o["colour"])
-        asker.ask("size", (f"Is {the} small or large?", f"How big is {the}?"), o["size"])
+        if mixed_sizes:
+            asker.ask("size", (f"Is {the} small or large?", f"How big is {the}?"), o["size"])
 
 
 PAIR_MAKERS = {"image": _image_pairs, "video": _video_pairs, "audio": _audio_pairs, "points": _points_pairs}
