@@ -99,9 +99,11 @@ def test_a_changed_generator_refuses_only_its_own_modality(tmp_path, monkeypatch
     with pytest.raises(ValueError, match="image generator version 1"):
         generate_world(root, {"train": 1}, ["image"], progress=False)
     generate_world(root, {"train": 2}, ["points"], progress=False)
+    generate_world(root, {"train": 0, "test": 1}, ["points"], progress=False)
     info = json.loads((tmp_path / "world.json").read_text())
     assert info["versions"] == {"image": 1, "points": 1}
-    assert info["samples"] == {"train/image": 1, "train/points": 2}
+    assert info["samples"] == {"train/image": 1, "train/points": 2, "test/points": 1}
+    assert len(load_split(root, "train", "points")) == 2, "a split asked for 0 samples is left alone"
 
 
 def test_manifest_paths_are_relative_and_resolve(tmp_path):

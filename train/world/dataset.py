@@ -110,10 +110,12 @@ def _check_or_write_info(root: str, world_seed: int, counts: dict[str, int], mod
 
 def generate_world(root: str, counts: dict[str, int], modalities: list[str], workers: int = 1, world_seed: int = 0,
                    progress: bool = True) -> dict[str, float]:
-    """Make (or complete) every split and modality; returns seconds spent per "split/modality"."""
+    """Make (or complete) every split and modality; returns seconds spent per "split/modality". A split asked
+    for 0 samples is left as it is, so one split can be added to a folder without touching the others."""
     unknown = [m for m in modalities if m not in GENERATORS]
     if unknown:
         raise ValueError(f"unknown modalities {unknown}; expected some of {list(GENERATORS)}")
+    counts = {split: count for split, count in counts.items() if count > 0}
     _check_or_write_info(root, world_seed, counts, modalities)
     seconds = {}
     pool = multiprocessing.Pool(workers) if workers > 1 else None
