@@ -112,6 +112,8 @@ class OptimizerTrace:
     in_context_prompt: str
     final_instruction: str
     timings_s: dict[str, float]
+    rejected: dict[str, str] = field(default_factory=dict)
+    """Rewrites that never became candidates, each with the reason (empty, duplicate, over-long, off-topic)."""
 
 
 @dataclass
@@ -138,6 +140,7 @@ class AskResult:
                 for c in self.optimizer.candidates
             ]
             out["final_instruction"] = self.optimizer.final_instruction
+            out["rejected_rewrites"] = self.optimizer.rejected
             out["optimizer_timings_s"] = {k: round(v, 4) for k, v in self.optimizer.timings_s.items()}
         return out
 

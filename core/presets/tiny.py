@@ -20,6 +20,7 @@ def build_tiny(preset: Preset):
     from transformers import AutoTokenizer
 
     from core.checkpoints import load_checkpoint
+    from core.cmaa import load_cmaa
     from core.encoders.audio import WhisperAudioEncoder
     from core.encoders.image import EfficientNetImageEncoder
     from core.encoders.pointcloud import PointGroupEncoder
@@ -49,6 +50,9 @@ def build_tiny(preset: Preset):
             load_checkpoint(bridge, path)
         else:
             log.warning("no trained %s bridge at %s: its Q-Former is untrained", modality, path)
+        cmaa_path = checkpoint_dir / f"{modality}_cmaa.safetensors" if checkpoint_dir else None
+        if cmaa_path is not None and cmaa_path.is_file():
+            bridge.cmaa = load_cmaa(cmaa_path, llm.width)
         bridges[modality] = bridge.eval()
     encoders = {
         "image": lambda im: image.encode_images([im]),

@@ -1,0 +1,52 @@
+"""Cross-Modal Alignment Attention (CMAA, VisLingInstruct): media tokens look up the instruction's words.
+
+The projected Q-Former tokens V (already in the LLM's width) are queries; the instruction's token embeddings T from
+the LLM's own table are keys and values: U = softmax(V T^T / sqrt(d)) T. V and U are joined and mapped by new fully
+connected layers, added back to V as a residual. The last layer starts at zero, so a fresh CMAA returns V unchanged
+and switching it on before training changes nothing; those layers are the only parameters CMAA trains.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from core.checkpoints import load_checkpoint
+
+
+class CrossModalAlignmentAttention(nn.Module):
+    def __init__(self, width: int, hidden: int | None = None) -> None:
+        super().__init__()
+        self.width = width
+        self.hidden = hidden or width
+        self.join = nn.Linear(2 * width, self.hidden)
+        self.out = nn.Linear(self.hidden, width)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def config(self) -> dict:
+        return {"width": self.width, "hidden": self.hidden}
+
+    def forward(self, visual: torch.Tensor, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """visual (n, W), text (L, W) -> fused tokens (n, W) and attention weights (n, L)."""
+        if text.shape[0] == 0:
+            raise ValueError("CMAA needs at least one instruction token")
+        text = text.to(visual.dtype)
+        weights = torch.softmax(visual @ text.T / math.sqrt(self.width), dim=-1)
+        aligned = weights @ text
+        fused = visual + self.out(nn.functional.gelu(self.join(torch.cat([visual, aligned], dim=-1))))
+        return fused, weights
+
+
+def load_cmaa(path: Path, width: int) -> CrossModalAlignmentAttention:
+    """A CMAA module with the trained layers from `path` (its JSON config gives the hidden size)."""
+    config_path = Path(path).with_suffix(".json")
+    config = json.loads(config_path.read_text()) if config_path.is_file() else {}
+    if config.get("width", width) != width:
+        raise ValueError(f"{Path(path).name} was trained for LLM width {config['width']}, this LLM has {width}")
+    module = CrossModalAlignmentAttention(width, config.get("hidden"))
+    load_checkpoint(module, path)
+    return module.eval()

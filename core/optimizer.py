@@ -1,0 +1,290 @@
+"""The instruction optimiser (VisLingInstruct): rewrite the question, score every wording, compose a final one.
+
+Instruction Alignment Score (IAS): the mean negative log-likelihood of an instruction's tokens when the LLM has seen
+the media and the meta-prompt ("Based on the image given, the most appropriate instruction should be:"); lower
+means the wording fits the media better. Every candidate follows the same prefix, so the prefix runs through the LLM
+once, its key/value cache is copied over the batch, and all candidates are scored in one forward pass.
+
+Rewrites come from one batched, sampled generation with a few-shot rewrite prompt (text only: the small offline LLM
+follows a plain completion pattern far better than a chat request). Instruction Comparison Optimisation (ICO) then
+shows the original and the best rewrite, worse first, as an in-context rewrite example and lets the LLM rewrite the
+better one once more; that final wording is kept only when its IAS beats every candidate.
+"""
+from __future__ import annotations
+
+import copy
+import re
+import time
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+from rapidfuzz import fuzz
+from transformers import DynamicCache
+
+from core.encoders.base import EncodedMedia
+from core.llm import LoadedLLM
+from core.prompt import AssembledInput
+from core.schema import MODALITIES, GenerationSettings, InstructionCandidate, OptimizerTrace
+
+MEDIA_NAMES = {"image": "image", "audio": "audio clip", "video": "video", "points": "3D object"}
+
+REWRITE_HEADER = (
+    "Rewrite each question about the {media} so that it is clear, short and correctly spelled.\n"
+    "Question: wht is the colr of the car?\nRewrite: What is the color of the car?\n"
+    "Question: I was wondering whether you might be able to tell me which shape is shown here, if possible?\n"
+    "Rewrite: Which shape is shown?\n"
+)
+REWRITE_QUERY = "Question: {question}\nRewrite:"
+
+_STOPWORDS = frozenset(
+    "the a an is are was were be of in on at to for and or it its this that these those there here what which who "
+    "whom how why when where do does did can could would should will you me my please tell is any some with from "
+    "about as by into than then so if not no yes".split())
+
+
+def media_phrase(modalities: list[str]) -> str:
+    """'image', 'audio clip and video', ... in the canonical order; 'input' when no media are given."""
+    names = [MEDIA_NAMES[m] for m in MODALITIES if m in modalities]
+    if not names:
+        return "input"
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def meta_prompt(modalities: list[str]) -> str:
+    """The reference's meta-prompt, naming the media actually given."""
+    return f"Based on the {media_phrase(modalities)} given, the most appropriate instruction should be:"
+
+
+def scoring_qformer_prompt(modalities: list[str]) -> str:
+    """What the Q-Formers see while scoring: neutral, so no candidate's own wording shapes the media tokens."""
+    return f"Describe the {media_phrase(modalities)}."
+
+
+@dataclass
+class OptimizerSettings:
+    num_rewrites: int = 3
+    max_instruction_tokens: int = 48
+    """Rewrites longer than this, or than twice the original plus 8 tokens, are dropped as over-long."""
+    temperature: float = 0.8
+    top_p: float = 0.95
+
+
+@dataclass
+class ScoredInstruction:
+    instruction: str
+    ias: float
+    token_nll: list[float]
+    tokens: list[str]
+
+    def candidate(self, source: str) -> InstructionCandidate:
+        return InstructionCandidate(instruction=self.instruction, ias=self.ias, token_nll=self.token_nll,
+                                    tokens=self.tokens, source=source)
+
+
+class AlignmentScorer:
+    """IAS for any number of instructions after one fixed prefix (media + meta-prompt), whose cache is kept."""
+
+    def __init__(self, llm: LoadedLLM, prefix: AssembledInput) -> None:
+        self.llm = llm
+        self.prefix_length = prefix.inputs_embeds.shape[1]
+        with torch.inference_mode():
+            out = llm.model(inputs_embeds=prefix.inputs_embeds.to(llm.device),
+                            attention_mask=prefix.attention_mask.to(llm.device), use_cache=True)
+        self._cache: DynamicCache = out.past_key_values
+        self._first_log_probs = out.logits[0, -1].float().log_softmax(-1)
+
+    def token_ids(self, instruction: str) -> list[int]:
+        return self.llm.tokenizer(instruction, add_special_tokens=False).input_ids
+
+    def score(self, instructions: list[str]) -> list[ScoredInstruction]:
+        """One forward pass for all instructions: the prefix cache is expanded over the batch, candidates are
+        right-padded and masked (padding sits after every real token, so causal attention never sees it)."""
+        if not instructions:
+            return []
+        ids = [self.token_ids(text) for text in instructions]
+        if any(not seq for seq in ids):
+            raise ValueError("cannot score an empty instruction")
+        batch, longest = len(ids), max(len(seq) for seq in ids)
+        padded = torch.full((batch, longest), self.llm.tokenizer.pad_token_id, dtype=torch.long)
+        mask = torch.zeros(batch, longest, dtype=torch.long)
+        for row, seq in enumerate(ids):
+            padded[row, : len(seq)] = torch.tensor(seq)
+            mask[row, : len(seq)] = 1
+        padded, mask = padded.to(self.llm.device), mask.to(self.llm.device)
+        cache = copy.deepcopy(self._cache)
+        if batch > 1:
+            cache.batch_repeat_interleave(batch)
+        attention = torch.cat([torch.ones(batch, self.prefix_length, dtype=torch.long, device=mask.device), mask], 1)
+        with torch.inference_mode():
+            logits = self.llm.model(inputs_embeds=self.llm.embed(padded), attention_mask=attention,
+                                    past_key_values=cache, use_cache=True).logits
+            # token 0 is predicted by the prefix's last position, token i by candidate position i - 1
+            following = logits[:, :-1].float().log_softmax(-1).gather(-1, padded[:, 1:, None])[..., 0]
+            first = self._first_log_probs[padded[:, 0]][:, None]
+            nll = -torch.cat([first, following], dim=1)
+        results = []
+        for row, seq in enumerate(ids):
+            values = nll[row, : len(seq)].tolist()
+            results.append(ScoredInstruction(instruction=instructions[row], ias=sum(values) / len(values),
+                                             token_nll=values,
+                                             tokens=self.llm.tokenizer.convert_ids_to_tokens(seq)))
+        return results
+
+
+def normalised(text: str) -> str:
+    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+def content_words(text: str) -> list[str]:
+    return [w for w in normalised(text).split() if len(w) >= 3 and w not in _STOPWORDS]
+
+
+def shares_topic(rewrite: str, original: str) -> bool:
+    """True when a content word of the rewrite matches one of the original's, allowing misspellings
+    ('colour' ~ 'colr'); an original without content words cannot be judged, so anything passes."""
+    theirs = content_words(original)
+    if not theirs:
+        return True
+    return any(fuzz.ratio(mine, word) >= 75 for mine in content_words(rewrite) for word in theirs)
+
+
+def clean_rewrite(generated: str) -> Optional[str]:
+    """The first line of a completion, without quotes or a repeated label; None if it never ended (over-long)."""
+    if "\n" not in generated:
+        return None
+    line = generated.split("\n", 1)[0].strip().strip("\"'").strip()
+    return re.sub(r"^(rewrite|question)\s*:\s*", "", line, flags=re.IGNORECASE).strip()
+
+
+class InstructionOptimizer:
+    def __init__(self, model, settings: Optional[OptimizerSettings] = None) -> None:
+        self.model = model
+        self.llm: LoadedLLM = model.llm
+        self.settings = settings or OptimizerSettings()
+
+    @torch.no_grad()
+    def prefix(self, encoded: dict[str, EncodedMedia], settings: GenerationSettings) -> AssembledInput:
+        """What every candidate follows: the media tokens (Q-Formers prompted neutrally) and the meta-prompt."""
+        modalities = list(encoded)
+        prompt = scoring_qformer_prompt(modalities)
+        tokens = {m: self.model.media_tokens(m, e, prompt, settings).tokens.detach() for m, e in encoded.items()}
+        return self.model.build_input(meta_prompt(modalities), tokens, [], prefix_cues=settings.prefix_cues)
+
+    def scorer(self, encoded: dict[str, EncodedMedia], settings: GenerationSettings) -> AlignmentScorer:
+        return AlignmentScorer(self.llm, self.prefix(encoded, settings))
+
+    def token_limit(self, question: str) -> int:
+        original = len(self.llm.tokenizer(question, add_special_tokens=False).input_ids)
+        return min(self.settings.max_instruction_tokens, 2 * original + 8)
+
+    def _complete(self, prompt: str, limit: int, sample: bool, count: int, seed: int) -> list[str]:
+        """`count` completions of `prompt` in one generate call, stopping once every one has ended its line.
+
+        The prompt runs through the LLM once; its cache is copied over the `count` rows (generate's own
+        `num_return_sequences` would run the same prompt `count` times)."""
+        tokenizer = self.llm.tokenizer
+        ids = tokenizer(prompt, return_tensors="pt").input_ids.to(self.llm.device)
+        kwargs = dict(max_new_tokens=limit + 1, do_sample=sample, stop_strings=["\n"], tokenizer=tokenizer,
+                      pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+        if sample:
+            kwargs.update(temperature=self.settings.temperature, top_p=self.settings.top_p, top_k=0)
+        else:
+            kwargs.update(temperature=None, top_p=None, top_k=None)
+        torch.manual_seed(seed)
+        with torch.inference_mode():
+            cache = self.llm.model(input_ids=ids[:, :-1], use_cache=True).past_key_values
+            if count > 1:
+                cache.batch_repeat_interleave(count)
+            rows = ids.expand(count, -1)
+            out = self.llm.model.generate(input_ids=rows, attention_mask=torch.ones_like(rows),
+                                          past_key_values=cache, **kwargs)
+        texts = []
+        for row in out[:, ids.shape[1]:]:
+            ended = bool((row == tokenizer.eos_token_id).any())
+            text = tokenizer.decode(row, skip_special_tokens=True)
+            texts.append(text + "\n" if ended and "\n" not in text else text)
+        return texts
+
+    def rewrite(self, question: str, modalities: list[str], seed: int = 0) -> tuple[list[str], dict[str, str]]:
+        """Up to K distinct, on-topic rewrites from one batched sampled call, and why each other one was dropped."""
+        limit = self.token_limit(question)
+        header = REWRITE_HEADER.format(media=media_phrase(modalities))
+        generated = self._complete(header + REWRITE_QUERY.format(question=question), limit, sample=True,
+                                   count=self.settings.num_rewrites, seed=seed)
+        kept: list[str] = []
+        dropped: dict[str, str] = {}
+        seen = {normalised(question)}
+        for text in generated:
+            rewrite = clean_rewrite(text)
+            reason = self.rejection(rewrite, question, seen, limit)
+            if reason:
+                dropped[(rewrite if rewrite is not None else text).strip() or "(empty)"] = reason
+                continue
+            seen.add(normalised(rewrite))
+            kept.append(rewrite)
+        return kept, dropped
+
+    def rejection(self, rewrite: Optional[str], original: str, seen: set[str], limit: int) -> Optional[str]:
+        """Why a rewrite cannot be a candidate, or None when it can."""
+        if rewrite is None:
+            return "over-long"
+        if not normalised(rewrite):
+            return "empty"
+        if normalised(rewrite) in seen:
+            return "duplicate"
+        if len(self.llm.tokenizer(rewrite, add_special_tokens=False).input_ids) > limit:
+            return "over-long"
+        if not shares_topic(rewrite, original):
+            return "off-topic"
+        return None
+
+    def comparison_prompt(self, worse: str, better: str, modalities: list[str]) -> str:
+        """ICO: the IAS ordering as an in-context example (worse -> better), then the better one to improve."""
+        header = REWRITE_HEADER.format(media=media_phrase(modalities))
+        return (header + REWRITE_QUERY.format(question=worse) + f" {better}\n"
+                + REWRITE_QUERY.format(question=better))
+
+    def optimize(self, question: str, encoded: dict[str, EncodedMedia],
+                 settings: Optional[GenerationSettings] = None) -> OptimizerTrace:
+        settings = settings or GenerationSettings()
+        question = question.strip()
+        if not question:
+            raise ValueError("the question is empty")
+        modalities = list(encoded)
+        timings: dict[str, float] = {}
+        start = time.perf_counter()
+        rewrites, dropped = self.rewrite(question, modalities, seed=settings.seed)
+        timings["rewrite"] = time.perf_counter() - start
+
+        t = time.perf_counter()
+        scorer = self.scorer(encoded, settings)
+        scored = scorer.score([question] + rewrites)
+        timings["score"] = time.perf_counter() - t
+        candidates = [scored[0].candidate("original")] + [s.candidate("rewrite") for s in scored[1:]]
+        best = min(scored, key=lambda s: s.ias)
+
+        in_context_prompt, final = "", best.instruction
+        if rewrites:
+            t = time.perf_counter()
+            best_rewrite = min(scored[1:], key=lambda s: s.ias)
+            worse, better = sorted([scored[0], best_rewrite], key=lambda s: -s.ias)
+            in_context_prompt = self.comparison_prompt(worse.instruction, better.instruction, modalities)
+            limit = self.token_limit(better.instruction)
+            composed = clean_rewrite(self._complete(in_context_prompt, limit, sample=False, count=1,
+                                                    seed=settings.seed)[0])
+            seen = {normalised(c.instruction) for c in candidates}
+            reason = self.rejection(composed, question, seen, limit)
+            timings["compare"] = time.perf_counter() - t
+            if reason is None:
+                t = time.perf_counter()
+                composed_score = scorer.score([composed])[0]
+                timings["score_final"] = time.perf_counter() - t
+                candidates.append(composed_score.candidate("final"))
+                if composed_score.ias < best.ias:
+                    final = composed_score.instruction
+            elif composed is not None and normalised(composed) and reason != "duplicate":
+                dropped[composed] = f"final {reason}"
+        timings["total"] = time.perf_counter() - start
+        return OptimizerTrace(candidates=candidates, in_context_prompt=in_context_prompt, final_instruction=final,
+                              timings_s=timings, rejected=dropped)

@@ -1,0 +1,146 @@
+"""The instruction optimiser: IAS is the right number, batching changes nothing, rewrites are filtered, the
+final instruction is never empty, and the CLI shows every candidate."""
+import json
+import random
+
+import pytest
+import torch
+
+from core.optimizer import (AlignmentScorer, InstructionOptimizer, clean_rewrite, meta_prompt, shares_topic)
+from core.schema import GenerationSettings
+from tests.media_fixtures import make_image
+
+QUESTIONS = ["What color is the square on the left?", "How many objects are in the picture?",
+             "Is there a red circle in the image?"]
+
+
+@pytest.fixture(scope="module")
+def model(tiny_pipeline):
+    return tiny_pipeline.model
+
+
+@pytest.fixture(scope="module")
+def encoded(model, tmp_path_factory):
+    from core.media import load_image
+
+    path = make_image(tmp_path_factory.mktemp("optimizer") / "x.png")
+    return {"image": model.encode("image", load_image(str(path)))}
+
+
+@pytest.fixture(scope="module")
+def optimizer(model):
+    return InstructionOptimizer(model)
+
+
+@pytest.fixture(scope="module")
+def prefix(optimizer, encoded):
+    return optimizer.prefix(encoded, GenerationSettings())
+
+
+@pytest.fixture(scope="module")
+def scorer(model, prefix):
+    return AlignmentScorer(model.llm, prefix)
+
+
+def full_forward_nll(llm, prefix, instruction):
+    """Per-token NLL from one plain forward pass over prefix + instruction, no cache, no batching."""
+    ids = torch.tensor(llm.tokenizer(instruction, add_special_tokens=False).input_ids)
+    embeds = torch.cat([prefix.inputs_embeds[0], llm.embed(ids)])[None]
+    with torch.no_grad():
+        logits = llm.model(inputs_embeds=embeds).logits[0].float()
+    start = prefix.inputs_embeds.shape[1]
+    log_probs = logits[start - 1: start - 1 + len(ids)].log_softmax(-1)
+    return (-log_probs[torch.arange(len(ids)), ids]).tolist()
+
+
+def test_ias_matches_a_direct_full_forward(model, prefix, scorer):
+    scored = scorer.score(QUESTIONS)
+    for result, question in zip(scored, QUESTIONS):
+        direct = full_forward_nll(model.llm, prefix, question)
+        assert result.token_nll == pytest.approx(direct, abs=1e-4)
+        assert result.ias == pytest.approx(sum(direct) / len(direct), abs=1e-4)
+        assert len(result.tokens) == len(result.token_nll)
+
+
+def test_batch_scores_equal_one_by_one(scorer):
+    together = scorer.score(QUESTIONS + ["Describe it."])
+    for result in together:
+        alone = scorer.score([result.instruction])[0]
+        assert result.token_nll == pytest.approx(alone.token_nll, abs=1e-4)
+
+
+def test_all_candidates_share_one_forward_pass(model, scorer):
+    calls = []
+    handle = model.llm.model.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        scorer.score(QUESTIONS)
+    finally:
+        handle.remove()
+    assert len(calls) == 1
+
+
+def test_shuffled_words_score_worse(scorer):
+    """Runs on whatever image bridge the preset loaded (trained when assets/checkpoints/tiny/image.safetensors
+    exists, else untrained); the LLM's own grammar carries most of this signal either way."""
+    rng = random.Random(0)
+    for question in QUESTIONS:
+        words = question.rstrip("?").split()
+        shuffled = words[:]
+        while shuffled == words:
+            rng.shuffle(shuffled)
+        original, worse = scorer.score([question, " ".join(shuffled) + "?"])
+        assert worse.ias > original.ias, (question, shuffled)
+
+
+def test_meta_prompt_names_the_media():
+    assert meta_prompt(["image"]) == "Based on the image given, the most appropriate instruction should be:"
+    assert "audio clip and 3D object" in meta_prompt(["points", "audio"])
+
+
+def test_rewrite_filters():
+    assert clean_rewrite(' "What colour is it?"\nQuestion: more') == "What colour is it?"
+    assert clean_rewrite("Rewrite: Which shape?\n") == "Which shape?"
+    assert clean_rewrite(" a rewrite that never ended") is None
+    assert shares_topic("What colour is the shape?", "wat colr is teh shap?")
+    assert not shares_topic("Is it possible to travel to the moon?", "What colour is the cube?")
+
+
+def test_bad_rewrites_are_dropped_and_the_original_stays(optimizer, encoded, monkeypatch):
+    outputs = iter([["\n", "What color is the cube?\n", "The moon is far away from the earth.\n",
+                     " a rewrite that goes on and on"], ["\n"]])
+    monkeypatch.setattr(optimizer, "_complete", lambda *args, **kwargs: next(outputs))
+    trace = optimizer.optimize("What color is the cube?", encoded)
+    assert [c.source for c in trace.candidates] == ["original"]
+    assert set(trace.rejected.values()) == {"empty", "duplicate", "off-topic", "over-long"}
+    assert trace.final_instruction == "What color is the cube?"
+
+
+def test_optimizer_returns_a_scored_non_empty_instruction(optimizer, encoded):
+    trace = optimizer.optimize("wat colr is teh squar on the lft?", encoded)
+    assert trace.final_instruction.strip()
+    assert trace.candidates[0].source == "original"
+    assert trace.candidates[0].instruction == "wat colr is teh squar on the lft?"
+    best = min(c.ias for c in trace.candidates)
+    chosen = [c for c in trace.candidates if c.instruction == trace.final_instruction]
+    assert chosen and chosen[0].ias == best
+    assert {"rewrite", "score", "total"} <= set(trace.timings_s)
+
+
+def test_empty_question_is_refused(optimizer, encoded):
+    with pytest.raises(ValueError, match="empty"):
+        optimizer.optimize("   ", encoded)
+
+
+def test_cli_json_lists_the_candidates(tmp_path):
+    from tests.test_cli import _run
+
+    image = make_image(tmp_path / "x.png")
+    proc = _run("--image", str(image), "--optimize", "--max-new-tokens", "4", "--json", "wat colr is the lft half?")
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["final_instruction"].strip() and out["instruction_used"] == out["final_instruction"]
+    assert out["candidates"][0]["instruction"] == "wat colr is the lft half?"
+    for candidate in out["candidates"]:
+        assert candidate["instruction"] and isinstance(candidate["ias"], float)
+        assert len(candidate["token_nll"]) > 0
+    assert "total" in out["optimizer_timings_s"]
