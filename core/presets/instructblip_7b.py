@@ -85,7 +85,7 @@ def _optional_bridge(preset: Preset, modality: str, encoder_width: int):
 
 
 def build_instructblip_7b(preset: Preset):
-    from transformers import AutoTokenizer
+    from transformers import AutoConfig, AutoTokenizer
 
     from core.encoders.beats import BEATsAudioEncoder, load_beats
     from core.encoders.eva_clip import EvaClipImageEncoder
@@ -97,7 +97,7 @@ def build_instructblip_7b(preset: Preset):
 
     if not gpu_preset_allowed():
         raise ValueError(f"preset {NAME!r} needs a CUDA GPU (about 12 GB); set {FORCE_ENV}=1 to run it on the CPU "
-                         "anyway (slow, about 24 GB of memory)")
+                         "anyway (slow, about 16 GB of memory)")
     options = preset.options
     for modality, (qformer_option, encoder_option) in ENCODER_FILES.items():
         given = [o for o in (qformer_option, encoder_option) if options[o]]
@@ -109,13 +109,8 @@ def build_instructblip_7b(preset: Preset):
     device = torch.device("cuda" if cuda else "cpu")
     dtype = torch.float16 if cuda else torch.float32
 
-    llm = load_llm(options["llm"], dtype=preset.llm_dtype, quantization=preset.quantization)
-    parts = read_instructblip_parts(options["instructblip"])
-    image = EvaClipImageEncoder(parts.vision_model)
-    bridges = {"image": _optional_bridge(preset, "image", image.width) or build_bridge(parts.bridge).eval()}
-    bridges["video"] = _optional_bridge(preset, "video", image.width) or bridges["image"]
-    encoders = {"image": lambda im: image.encode_images([im]), "video": lambda clip: image.encode_images(clip.frames)}
-    modules: dict[str, torch.nn.Module] = {"image": image}
+    # The user's own files first, the big downloads last: a wrong file stops the start in seconds.
+    bridges, encoders, modules = {}, {}, {}
     if options["beats"]:
         audio = BEATsAudioEncoder(load_beats(options["beats"]), segments=preset.audio_segments)
         bridges["audio"], encoders["audio"], modules["audio"] = \
@@ -124,10 +119,19 @@ def build_instructblip_7b(preset: Preset):
         points = PointBERTEncoder(load_pointbert(options["ulip2"], options.get("pointbert_config")))
         bridges["points"], encoders["points"], modules["points"] = \
             _optional_bridge(preset, "points", points.width), lambda cloud: points.encode_cloud(cloud.xyz), points
+    parts = read_instructblip_parts(options["instructblip"])
+    image = EvaClipImageEncoder(parts.vision_model)
+    bridges["image"] = _optional_bridge(preset, "image", image.width) or build_bridge(parts.bridge).eval()
+    bridges["video"] = _optional_bridge(preset, "video", image.width) or bridges["image"]
+    encoders["image"] = lambda im: image.encode_images([im])
+    encoders["video"] = lambda clip: image.encode_images(clip.frames)
+    modules["image"] = image
+    llm_width = AutoConfig.from_pretrained(options["llm"]).get_text_config().hidden_size
     for modality, bridge in bridges.items():
-        if bridge.projection.out_features != llm.width:
+        if bridge.projection.out_features != llm_width:
             raise ValueError(f"the {modality} Q-Former projects to {bridge.projection.out_features} but the LLM "
-                             f"{options['llm']!r} is {llm.width} wide")
+                             f"{options['llm']!r} is {llm_width} wide")
+    llm = load_llm(options["llm"], dtype=preset.llm_dtype, quantization=preset.quantization)
     for module in modules.values():
         module.to(device, dtype).eval().requires_grad_(False)
     for bridge in {id(b): b for b in bridges.values()}.values():
