@@ -33,6 +33,12 @@ class InstructBlipParts:
     """The image bridge: Q-Former, query tokens, projection and LayerNorm under our names."""
 
 
+def unreachable(source: str, error: Exception) -> str:
+    """What to say when a hub id or folder cannot be read (offline without a cache is the usual cause)."""
+    return (f"cannot read {source!r} ({str(error).splitlines()[0]}); give a local folder, or fill the Hugging Face "
+            "cache first (the app and tests set HF_HUB_OFFLINE=1 unless told otherwise)")
+
+
 def _fetch(source: str, filename: str) -> Path | None:
     """A file of a local folder or hub repository; None when the repository has no such file."""
     folder = Path(source)
@@ -40,14 +46,14 @@ def _fetch(source: str, filename: str) -> Path | None:
         path = folder / filename
         return path if path.is_file() else None
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError
+    from huggingface_hub.errors import RemoteEntryNotFoundError
 
     try:
         return Path(hf_hub_download(source, filename))
-    except EntryNotFoundError:
+    except RemoteEntryNotFoundError:  # the repository answered: no such file (not "offline and not cached")
         return None
     except Exception as error:  # noqa: BLE001 - offline, unknown repository, no access: one clear message
-        raise InstructBlipSourceError(f"cannot fetch {filename} of {source!r}: {error}") from error
+        raise InstructBlipSourceError(unreachable(f"{source}/{filename}", error)) from error
 
 
 def part_files(source: str) -> list[Path]:
@@ -93,7 +99,10 @@ def read_instructblip_parts(source: str) -> InstructBlipParts:
     """Read the parts from a hub id (cached by huggingface_hub) or a `save_pretrained` folder."""
     from transformers import InstructBlipConfig, InstructBlipVisionModel
 
-    config = InstructBlipConfig.from_pretrained(source)
+    try:
+        config = InstructBlipConfig.from_pretrained(source)
+    except OSError as error:
+        raise InstructBlipSourceError(unreachable(source, error)) from error
     q = config.qformer_config
     if q.max_position_embeddings != 512:
         raise InstructBlipSourceError(f"{source!r}: a Q-Former with {q.max_position_embeddings} positions; "

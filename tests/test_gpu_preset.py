@@ -308,3 +308,13 @@ def test_benchmark_says_it_needs_cuda(capsys):
     spec.loader.exec_module(bench)
     assert bench.main([]) == 2
     assert "needs a CUDA GPU" in capsys.readouterr().err
+
+
+def test_unreachable_hub_source_is_said_plainly(monkeypatch):
+    from core.salesforce_instructblip import InstructBlipSourceError, part_files, read_instructblip_parts
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(InstructBlipSourceError, match="cannot read 'nobody/no-such-instructblip' .* local folder"):
+        read_instructblip_parts("nobody/no-such-instructblip")
+    with pytest.raises(InstructBlipSourceError, match="cannot read 'nobody/no-such-instructblip/model.safetensors"):
+        part_files("nobody/no-such-instructblip")

@@ -92,7 +92,7 @@ def build_instructblip_7b(preset: Preset):
     from core.encoders.pointbert import PointBERTEncoder, load_pointbert
     from core.llm import load_llm
     from core.model import XModalModel
-    from core.salesforce_instructblip import read_instructblip_parts
+    from core.salesforce_instructblip import read_instructblip_parts, unreachable
     from core.xinstructblip_import import build_bridge
 
     if not gpu_preset_allowed():
@@ -126,7 +126,10 @@ def build_instructblip_7b(preset: Preset):
     encoders["image"] = lambda im: image.encode_images([im])
     encoders["video"] = lambda clip: image.encode_images(clip.frames)
     modules["image"] = image
-    llm_width = AutoConfig.from_pretrained(options["llm"]).get_text_config().hidden_size
+    try:
+        llm_width = AutoConfig.from_pretrained(options["llm"]).get_text_config().hidden_size
+    except OSError as error:
+        raise ValueError(unreachable(options["llm"], error)) from error
     for modality, bridge in bridges.items():
         if bridge.projection.out_features != llm_width:
             raise ValueError(f"the {modality} Q-Former projects to {bridge.projection.out_features} but the LLM "
