@@ -39,15 +39,22 @@ class ModalityBridge(nn.Module):
         self.projection = QueryProjection(settings.hidden_size, llm_width)
         self.linear_baseline = LinearProjectionBaseline(settings.encoder_width, llm_width, settings.num_query_tokens)
         self.cmaa: Optional[nn.Module] = None
+        self.baseline_trained = True
+        """False for bridges imported from the reference, which has no linear baseline."""
 
     def forward(self, encoded: EncodedMedia, instruction_ids: torch.Tensor, instruction_mask: torch.Tensor,
                 projection: str = "qformer", output_attentions: bool = False) -> BridgeOutput:
         if projection == "linear":
-            tokens = self.linear_baseline(encoded.tokens, encoded.mask)
+            if not self.baseline_trained:
+                raise ValueError("this preset has no trained linear-projection baseline; use the Q-Former projection")
+            weight = self.linear_baseline.proj.weight
+            tokens = self.linear_baseline(encoded.tokens.to(weight.device, weight.dtype), encoded.mask.to(weight.device))
             return BridgeOutput(tokens=tokens.reshape(-1, tokens.shape[-1]))
         passes = encoded.tokens.shape[0]
-        out = self.qformer(encoded.tokens, encoded.mask, instruction_ids.expand(passes, -1),
-                           instruction_mask.expand(passes, -1), output_attentions=output_attentions)
+        device, dtype = self.projection.weight.device, self.projection.weight.dtype
+        out = self.qformer(encoded.tokens.to(device, dtype), encoded.mask.to(device),
+                           instruction_ids.to(device).expand(passes, -1), instruction_mask.to(device).expand(passes, -1),
+                           output_attentions=output_attentions)
         tokens = self.projection(out.query_states)
         return BridgeOutput(tokens=tokens.reshape(-1, tokens.shape[-1]), cross_attentions=out.cross_attentions)
 

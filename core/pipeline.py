@@ -11,7 +11,8 @@ from core.schema import (AskRequest, AskResult, CmaaAttention, ModalityAttention
 
 
 def _attention_record(modality: str, encoded: EncodedMedia, cross: Any) -> ModalityAttention:
-    weights = cross.detach().float().numpy()
+    """Cross-attention as NumPy, over the encoder tokens that have a place (a ViT's leading [CLS] has none)."""
+    weights = cross.detach().float().cpu().numpy()[..., encoded.extras.get("leading_tokens", 0):]
     if modality == "points":
         return ModalityAttention(weights=weights, layout="points",
                                  group_centres=encoded.group_centres.numpy(),
@@ -115,7 +116,7 @@ class Pipeline:
             tokens_generated=tokens,
             attention={m: _attention_record(m, encoded[m], o.cross_attentions)
                        for m, o in outputs.items() if o.cross_attentions is not None},
-            cmaa_attention={m: CmaaAttention(weights=o.cmaa_weights.detach().float().numpy(),
+            cmaa_attention={m: CmaaAttention(weights=o.cmaa_weights.detach().float().cpu().numpy(),
                                              instruction_tokens=self.model.instruction_embeddings(instruction)[1])
                             for m, o in outputs.items() if o.cmaa_weights is not None},
             optimizer=trace,

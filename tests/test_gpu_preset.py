@@ -258,7 +258,9 @@ def test_pipeline_answers_from_files_with_attention_maps(built, tmp_path):
         question="what is this", image=str(tmp_path / "a.png"), audio=str(tmp_path / "a.wav"),
         points=str(tmp_path / "p.npy"), settings=GenerationSettings(max_new_tokens=3)))
     assert result.tokens_generated >= 1 and result.timings_s["first_token"] > 0
-    assert result.attention["image"].weights.shape == (1, 1, 4, 1 + 16)
+    image = result.attention["image"]
+    assert image.weights.shape == (1, 1, 4, 16)  # the [CLS] token is dropped so the map fits the patch grid
+    assert image.grid_hw == (4, 4)
     assert result.attention["audio"].weights.shape == (2, 6, 4, 256)
     assert result.attention["points"].weights.shape == (1, 6, 4, 1)
 

@@ -59,21 +59,6 @@ def gpu_preset_allowed() -> bool:
     return torch.cuda.is_available() or os.environ.get(FORCE_ENV) == "1"
 
 
-def _device_boundary(bridge: torch.nn.Module, device: torch.device) -> None:
-    """The pipeline tokenises instructions on the CPU and reads attention maps as NumPy arrays: move the
-    instruction into the bridge's device and its attention maps back out."""
-    def inputs(module, args, kwargs):  # noqa: ARG001
-        return tuple(a.to(device) if torch.is_tensor(a) else a for a in args), kwargs
-
-    def outputs(module, args, kwargs, output):  # noqa: ARG001
-        if output.cross_attentions is not None:
-            output.cross_attentions = output.cross_attentions.float().cpu()
-        return output
-
-    bridge.register_forward_pre_hook(inputs, with_kwargs=True)
-    bridge.register_forward_hook(outputs, with_kwargs=True)
-
-
 def _optional_bridge(preset: Preset, modality: str, encoder_width: int):
     from core.xinstructblip_import import load_bridge
 
@@ -139,7 +124,7 @@ def build_instructblip_7b(preset: Preset):
         module.to(device, dtype).eval().requires_grad_(False)
     for bridge in {id(b): b for b in bridges.values()}.values():
         bridge.to(device, dtype).eval().requires_grad_(False)
-        _device_boundary(bridge, device)
+        bridge.baseline_trained = False
     tokenizer = AutoTokenizer.from_pretrained(options["instructblip"], subfolder="qformer_tokenizer",
                                               truncation_side="left")
     model = XModalModel(llm=llm, qformer_tokenizer=tokenizer, encoders=encoders, encoder_modules=modules,
