@@ -12,9 +12,9 @@ better one once more; that final wording is kept only when its IAS beats every c
 """
 from __future__ import annotations
 
-import copy
 import re
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Optional
 
@@ -36,6 +36,10 @@ REWRITE_HEADER = (
     "Rewrite: Which shape is shown?\n"
 )
 REWRITE_QUERY = "Question: {question}\nRewrite:"
+
+_HEADER_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+"""LLM module -> {few-shot header text: (token ids, per-layer keys and values)}; the header never changes, so every
+request after the first skips it."""
 
 _STOPWORDS = frozenset(
     "the a an is are was were be of in on at to for and or it its this that these those there here what which who "
@@ -91,7 +95,7 @@ class AlignmentScorer:
         with torch.inference_mode():
             out = llm.model(inputs_embeds=prefix.inputs_embeds.to(llm.device),
                             attention_mask=prefix.attention_mask.to(llm.device), use_cache=True)
-        self._cache: DynamicCache = out.past_key_values
+        self._prefix_kv = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
         self._first_log_probs = out.logits[0, -1].float().log_softmax(-1)
 
     def token_ids(self, instruction: str) -> list[int]:
@@ -112,9 +116,9 @@ class AlignmentScorer:
             padded[row, : len(seq)] = torch.tensor(seq)
             mask[row, : len(seq)] = 1
         padded, mask = padded.to(self.llm.device), mask.to(self.llm.device)
-        cache = copy.deepcopy(self._cache)
-        if batch > 1:
-            cache.batch_repeat_interleave(batch)
+        # views of the prefix's keys and values, not copies: the model concatenates the candidates onto them
+        cache = DynamicCache([(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1)) for k, v in self._prefix_kv],
+                             config=self.llm.model.config)
         attention = torch.cat([torch.ones(batch, self.prefix_length, dtype=torch.long, device=mask.device), mask], 1)
         with torch.inference_mode():
             logits = self.llm.model(inputs_embeds=self.llm.embed(padded), attention_mask=attention,
@@ -178,13 +182,28 @@ class InstructionOptimizer:
         original = len(self.llm.tokenizer(question, add_special_tokens=False).input_ids)
         return min(self.settings.max_instruction_tokens, 2 * original + 8)
 
-    def _complete(self, prompt: str, limit: int, sample: bool, count: int, seed: int) -> list[str]:
-        """`count` completions of `prompt` in one generate call, stopping once every one has ended its line.
+    def _header_cache(self, header: str) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
+        """Token ids and keys/values of a few-shot header, computed once per LLM and header text."""
+        per_llm = _HEADER_CACHE.setdefault(self.llm.model, {})
+        if header not in per_llm:
+            ids = self.llm.tokenizer(header, add_special_tokens=False, return_tensors="pt").input_ids
+            ids = ids.to(self.llm.device)
+            with torch.inference_mode():
+                cache = self.llm.model(input_ids=ids, use_cache=True).past_key_values
+            per_llm[header] = (ids, [(layer.keys, layer.values) for layer in cache.layers])
+        return per_llm[header]
 
-        The prompt runs through the LLM once; its cache is copied over the `count` rows (generate's own
-        `num_return_sequences` would run the same prompt `count` times)."""
+    def _complete(self, header: str, query: str, limit: int, sample: bool, count: int, seed: int) -> list[str]:
+        """`count` completions of header + query in one generate call, stopping once every one has ended its line.
+
+        The header's keys and values come from the cache and are shared by the `count` rows as views, so only the
+        query is run before decoding (generate's `num_return_sequences` would run the whole prompt `count` times)."""
         tokenizer = self.llm.tokenizer
-        ids = tokenizer(prompt, return_tensors="pt").input_ids.to(self.llm.device)
+        header_ids, header_kv = self._header_cache(header)
+        query_ids = tokenizer(query, add_special_tokens=False, return_tensors="pt").input_ids.to(self.llm.device)
+        rows = torch.cat([header_ids, query_ids], dim=1).expand(count, -1)
+        cache = DynamicCache([(k.expand(count, -1, -1, -1), v.expand(count, -1, -1, -1)) for k, v in header_kv],
+                             config=self.llm.model.config)
         kwargs = dict(max_new_tokens=limit + 1, do_sample=sample, stop_strings=["\n"], tokenizer=tokenizer,
                       pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
         if sample:
@@ -193,14 +212,10 @@ class InstructionOptimizer:
             kwargs.update(temperature=None, top_p=None, top_k=None)
         torch.manual_seed(seed)
         with torch.inference_mode():
-            cache = self.llm.model(input_ids=ids[:, :-1], use_cache=True).past_key_values
-            if count > 1:
-                cache.batch_repeat_interleave(count)
-            rows = ids.expand(count, -1)
             out = self.llm.model.generate(input_ids=rows, attention_mask=torch.ones_like(rows),
                                           past_key_values=cache, **kwargs)
         texts = []
-        for row in out[:, ids.shape[1]:]:
+        for row in out[:, rows.shape[1]:]:
             ended = bool((row == tokenizer.eos_token_id).any())
             text = tokenizer.decode(row, skip_special_tokens=True)
             texts.append(text + "\n" if ended and "\n" not in text else text)
@@ -209,8 +224,8 @@ class InstructionOptimizer:
     def rewrite(self, question: str, modalities: list[str], seed: int = 0) -> tuple[list[str], dict[str, str]]:
         """Up to K distinct, on-topic rewrites from one batched sampled call, and why each other one was dropped."""
         limit = self.token_limit(question)
-        header = REWRITE_HEADER.format(media=media_phrase(modalities))
-        generated = self._complete(header + REWRITE_QUERY.format(question=question), limit, sample=True,
+        generated = self._complete(REWRITE_HEADER.format(media=media_phrase(modalities)),
+                                   REWRITE_QUERY.format(question=question), limit, sample=True,
                                    count=self.settings.num_rewrites, seed=seed)
         kept: list[str] = []
         dropped: dict[str, str] = {}
@@ -239,11 +254,11 @@ class InstructionOptimizer:
             return "off-topic"
         return None
 
-    def comparison_prompt(self, worse: str, better: str, modalities: list[str]) -> str:
-        """ICO: the IAS ordering as an in-context example (worse -> better), then the better one to improve."""
-        header = REWRITE_HEADER.format(media=media_phrase(modalities))
-        return (header + REWRITE_QUERY.format(question=worse) + f" {better}\n"
-                + REWRITE_QUERY.format(question=better))
+    @staticmethod
+    def comparison_query(worse: str, better: str) -> str:
+        """ICO: the IAS ordering as an in-context example (worse -> better), then the better one to improve; it
+        follows the rewrite header."""
+        return REWRITE_QUERY.format(question=worse) + f" {better}\n" + REWRITE_QUERY.format(question=better)
 
     def optimize(self, question: str, encoded: dict[str, EncodedMedia],
                  settings: Optional[GenerationSettings] = None) -> OptimizerTrace:
@@ -269,9 +284,11 @@ class InstructionOptimizer:
             t = time.perf_counter()
             best_rewrite = min(scored[1:], key=lambda s: s.ias)
             worse, better = sorted([scored[0], best_rewrite], key=lambda s: -s.ias)
-            in_context_prompt = self.comparison_prompt(worse.instruction, better.instruction, modalities)
+            header = REWRITE_HEADER.format(media=media_phrase(modalities))
+            query = self.comparison_query(worse.instruction, better.instruction)
+            in_context_prompt = header + query
             limit = self.token_limit(better.instruction)
-            composed = clean_rewrite(self._complete(in_context_prompt, limit, sample=False, count=1,
+            composed = clean_rewrite(self._complete(header, query, limit, sample=False, count=1,
                                                     seed=settings.seed)[0])
             seen = {normalised(c.instruction) for c in candidates}
             reason = self.rejection(composed, question, seen, limit)

@@ -1,0 +1,128 @@
+"""Cost of the instruction optimiser on the offline preset: optimised answer time / plain answer time.
+
+For each question (one per modality given), plain and optimised answers alternate in the same process so both see
+the same machine load; the encoder cache is warm for both. Prints one JSON object: per question the medians of
+both times, their ratio (target <= 2.0), the optimiser's own step timings and answer lengths, and the IAS cost:
+all candidates in one batched pass over the shared prefix cache, against one cached pass per candidate and against
+one full forward (prefix included) per candidate.
+
+    python bench/optimizer.py [--runs 3] [--modalities image audio]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+QUESTIONS = {
+    "image": ("assets/examples/shapes.png", "wat colr is teh biggest shap in this pictur?"),
+    "audio": ("assets/examples/beeps.wav", "how many beeps r there in this sound clip?"),
+    "video": ("assets/examples/moving_circle.mp4", "which way does teh circle move in the video?"),
+    "points": ("assets/examples/torus_points.ply", "wat shape is this 3d objekt?"),
+}
+
+
+def timed(fn):
+    start = time.perf_counter()
+    value = fn()
+    return time.perf_counter() - start, value
+
+
+def ias_cost(pipeline, encoded, candidates: list[str], runs: int) -> dict:
+    """Medians of: one batched pass; one cached pass per candidate; one full forward per candidate."""
+    import torch
+
+    from core.optimizer import AlignmentScorer, InstructionOptimizer
+    from core.schema import GenerationSettings
+
+    optimizer = InstructionOptimizer(pipeline.model)
+    prefix = optimizer.prefix(encoded, GenerationSettings())
+    llm = pipeline.model.llm
+    scorer = AlignmentScorer(llm, prefix)
+
+    def full_forwards():
+        for text in candidates:
+            ids = torch.tensor(llm.tokenizer(text, add_special_tokens=False).input_ids)
+            with torch.inference_mode():
+                llm.model(inputs_embeds=torch.cat([prefix.inputs_embeds[0], llm.embed(ids)])[None])
+
+    batched, cached, full = [], [], []
+    for _ in range(runs):
+        batched.append(timed(lambda: scorer.score(candidates))[0])
+        cached.append(timed(lambda: [scorer.score([c]) for c in candidates])[0])
+        full.append(timed(full_forwards)[0])
+    b, c, f = (statistics.median(x) for x in (batched, cached, full))
+    return {"candidates": len(candidates), "prefix_tokens": prefix.inputs_embeds.shape[1],
+            "batched_s": round(b, 4), "one_by_one_cached_s": round(c, 4), "one_by_one_full_forward_s": round(f, 4),
+            "speedup_vs_one_by_one_cached": round(c / b, 2), "speedup_vs_one_by_one_full_forward": round(f / b, 2)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--modalities", nargs="+", default=["image"], choices=list(QUESTIONS))
+    parser.add_argument("--max-new-tokens", type=int, help="answer length limit (default: the app's)")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (1 is faster on a loaded machine)")
+    args = parser.parse_args()
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+
+    from core.pipeline import Pipeline
+    from core.schema import AskRequest, GenerationSettings
+
+    load_before = os.getloadavg()
+    pipeline = Pipeline.from_preset("tiny")
+    settings = GenerationSettings()
+    if args.max_new_tokens:
+        settings.max_new_tokens = args.max_new_tokens
+    results = {}
+    for modality in args.modalities:
+        path, question = QUESTIONS[modality]
+        request = dict(question=question, settings=settings, **{modality: str(ROOT / path)})
+        pipeline.ask(AskRequest(**request))  # warm: encoder cache, first-call overheads
+        plain, optimised, traces, answers = [], [], [], []
+        for _ in range(args.runs):
+            seconds, result = timed(lambda: pipeline.ask(AskRequest(**request)))
+            plain.append(seconds)
+            answers.append(("plain", result.tokens_generated))
+            seconds, result = timed(lambda: pipeline.ask(AskRequest(**request, optimize=True)))
+            optimised.append(seconds)
+            answers.append(("optimised", result.tokens_generated))
+            traces.append(result.optimizer)
+        trace = traces[-1]
+        encoded = {modality: pipeline.encode_file(modality, str(ROOT / path))[0]}
+        results[modality] = {
+            "question": question,
+            "plain_answer_s": round(statistics.median(plain), 3),
+            "optimised_answer_s": round(statistics.median(optimised), 3),
+            "ratio": round(statistics.median(optimised) / statistics.median(plain), 2),
+            "optimizer_steps_s": {k: round(statistics.median(t.timings_s.get(k, 0.0) for t in traces), 3)
+                                  for k in trace.timings_s},
+            "answer_tokens": {kind: [n for k, n in answers if k == kind] for kind in ("plain", "optimised")},
+            "final_instruction": trace.final_instruction,
+            "candidates": [{"instruction": c.instruction, "ias": round(c.ias, 3), "source": c.source}
+                           for c in trace.candidates],
+            "ias": ias_cost(pipeline, encoded, [c.instruction for c in trace.candidates], args.runs),
+        }
+    print(json.dumps({
+        "machine": {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                    "load_average_before": [round(x, 2) for x in load_before],
+                    "load_average_after": [round(x, 2) for x in os.getloadavg()], "python": platform.python_version()},
+        "runs": args.runs, "max_new_tokens": settings.max_new_tokens, "results": results,
+    }, indent=2))
+
+
+if __name__ == "__main__":
+    main()
