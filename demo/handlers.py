@@ -83,6 +83,15 @@ def preview_points(path: Optional[str]):
     return hidden_mesh, gr.Plot(value=preview.figure, visible=True), gr.skip()
 
 
+def reveal_input_tab(tab_id: str):
+    """A handler that brings an input's tab to the front when it gets a file (an example click fills it unseen)."""
+
+    def reveal(path: Optional[str]):
+        return gr.Tabs(selected=tab_id) if path else gr.skip()
+
+    return reveal
+
+
 class ChatHandlers:
     """The handlers that need the shared pipelines."""
 

@@ -14,7 +14,7 @@ import plotly.graph_objects as go
 from demo import plots
 from demo.session import Turn
 
-CANDIDATE_COLUMNS = ["source", "instruction", "IAS (lower is better)", "tokens"]
+CANDIDATE_COLUMNS = ["source", "instruction", "IAS (lower is better)", "tokens", "used"]
 DIFF_COLOURS = {"added": "#2ca02c", "removed": "#d62728"}
 
 
@@ -36,12 +36,14 @@ def inspector_view(turn: Optional[Turn]) -> InspectorView:
         return _empty("The last answer ran without the optimiser. Turn on **Optimise the instruction** in "
                       "Settings and ask again.")
     ranked = sorted(trace.candidates, key=lambda c: c.ias)
-    rows = [[c.source, c.instruction, round(c.ias, 4), len(c.tokens)] for c in ranked]
+    final = trace.final_instruction.strip()
+    rows = [[c.source, c.instruction, round(c.ias, 4), len(c.tokens), "\u2713" if c.instruction.strip() == final else ""]
+            for c in ranked]
     figure = plots.token_nll_figure([(f"{c.source}: IAS {c.ias:.3f}", plots.readable_tokens(c.tokens), c.token_nll)
                                      for c in trace.candidates])
     original = next((c.instruction for c in trace.candidates if c.source == "original"), turn.question)
-    status = (f"{len(trace.candidates)} candidates scored; the final instruction "
-              f"{'is the original' if trace.final_instruction.strip() == original.strip() else 'differs'}.")
+    status = (f"{len(trace.candidates)} candidates scored; the instruction used "
+              f"{'is the original' if final == original.strip() else 'differs from the original'}: {final!r}.")
     return InspectorView(status=status, candidates=rows, token_nll=figure,
                          in_context_prompt=trace.in_context_prompt,
                          diff=word_diff(original, trace.final_instruction), answer=turn.result.answer)

@@ -34,27 +34,29 @@ def build_demo(host: PipelineHost, presets: list[str], default_preset: str) -> g
         gr.Markdown(INTRO)
         with gr.Tab("Chat", id="chat"):
             with gr.Row():
-                with gr.Column(scale=2, min_width=340), gr.Tabs(elem_id="inputs"):
-                    with gr.Tab("Image", id="input-image"):
-                        image = gr.File(label="Image", file_types=list(KIND_EXTENSIONS["image"]),
-                                        type="filepath", elem_id="image-upload")
-                        image_preview = gr.Image(label="Image preview", interactive=False, height=260,
-                                                 elem_id="image-preview")
-                    with gr.Tab("Audio", id="input-audio"):
-                        audio = gr.Audio(label="Audio (upload or record)", sources=["upload", "microphone"],
-                                         type="filepath", format=None, elem_id="audio-input")
-                        spectrogram = gr.Plot(label="Spectrogram", elem_id="spectrogram")
-                    with gr.Tab("Video", id="input-video"):
-                        video = gr.Video(label="Video", sources=["upload"], format=None, height=300,
-                                         elem_id="video-input")
-                    with gr.Tab("3D", id="input-3d"):
-                        points = gr.File(label="3D object (point cloud or mesh)", type="filepath",
-                                         file_types=list(KIND_EXTENSIONS["points"]), elem_id="points-upload")
-                        mesh_viewer = gr.Model3D(label="3D preview (mesh)", height=360, elem_id="mesh-viewer",
-                                                 camera_position=(45, 65, None),
-                                                 elem_classes=[handlers.HIDDEN_CLASS])
-                        cloud_viewer = gr.Plot(label="3D preview (point cloud)", visible=False,
-                                               elem_id="points-viewer")
+                with gr.Column(scale=2, min_width=340):
+                    with gr.Tabs(elem_id="inputs") as input_tabs:
+                        with gr.Tab("Image", id="input-image"):
+                            image = gr.File(label="Image", file_types=list(KIND_EXTENSIONS["image"]),
+                                            type="filepath", elem_id="image-upload")
+                            image_preview = gr.Image(label="Image preview", interactive=False, height=260,
+                                                     elem_id="image-preview")
+                        with gr.Tab("Audio", id="input-audio"):
+                            audio = gr.Audio(label="Audio (upload or record)", sources=["upload", "microphone"],
+                                             type="filepath", format=None, elem_id="audio-input")
+                            spectrogram = gr.Plot(label="Spectrogram", elem_id="spectrogram")
+                        with gr.Tab("Video", id="input-video"):
+                            video = gr.Video(label="Video", sources=["upload"], format=None, height=300,
+                                             elem_id="video-input")
+                        with gr.Tab("3D", id="input-3d"):
+                            points = gr.File(label="3D object (point cloud or mesh)", type="filepath",
+                                             file_types=list(KIND_EXTENSIONS["points"]), elem_id="points-upload")
+                    # Outside the tabs: a Model3D first drawn in an unselected tab never creates its canvas.
+                    mesh_viewer = gr.Model3D(label="3D preview (mesh)", height=360, elem_id="mesh-viewer",
+                                             camera_position=(45, 65, None),
+                                             elem_classes=[handlers.HIDDEN_CLASS])
+                    cloud_viewer = gr.Plot(label="3D preview (point cloud)", visible=False,
+                                           elem_id="points-viewer")
                 with gr.Column(scale=3, min_width=420):
                     chatbot = gr.Chatbot(label="Chat", height=460, elem_id="chatbot", buttons=["copy"],
                                          feedback_options=None)
@@ -100,6 +102,9 @@ def build_demo(host: PipelineHost, presets: list[str], default_preset: str) -> g
         audio.change(handlers.preview_audio, audio, [spectrogram, audio], api_visibility="private")
         video.change(handlers.check_video, video, video, api_visibility="private")
         points.change(handlers.preview_points, points, [mesh_viewer, cloud_viewer, points], api_visibility="private")
+
+        for component, tab_id in zip(media_inputs, ("input-image", "input-audio", "input-video", "input-3d")):
+            component.change(handlers.reveal_input_tab(tab_id), component, input_tabs, api_visibility="private")
 
         model_events = dict(concurrency_id=MODEL_QUEUE, concurrency_limit=1)
         for trigger in (question.submit, send.click):

@@ -20,6 +20,8 @@ MAX_PLOT_POINTS = 4096
 MAX_IMAGE_SIDE = 320
 """Pictures embedded in figures are shrunk to this longest side to keep the page light."""
 HEATMAP_COLOURS = "Inferno"
+DYNAMIC_RANGE_DB = 80.0
+"""Spectrogram colours span this far below the loudest bin, so quiet noise floors do not wash out the sound."""
 _MARGIN = dict(l=10, r=10, t=40, b=10)
 
 
@@ -118,6 +120,7 @@ def spectrogram_figure(waveform: np.ndarray, sample_rate: int,
     times, freqs, db = spectrogram_db(waveform, sample_rate)
     fig = make_subplots(specs=[[{"secondary_y": attention is not None}]])
     fig.add_trace(go.Heatmap(x=times, y=freqs, z=db, colorscale="Viridis", showscale=False,
+                             zmin=float(db.max()) - DYNAMIC_RANGE_DB, zmax=float(db.max()),
                              hovertemplate="%{x:.2f} s, %{y:.0f} Hz<br>%{z:.1f} dB<extra></extra>"))
     if attention is not None:
         att_times, weights = attention
@@ -125,7 +128,7 @@ def spectrogram_figure(waveform: np.ndarray, sample_rate: int,
                                  line=dict(color="#ff4136", width=2),
                                  hovertemplate="%{x:.2f} s<br>attention %{y:.4f}<extra></extra>"),
                       secondary_y=True)
-        fig.update_yaxes(title_text="attention", secondary_y=True, rangemode="tozero")
+        fig.update_yaxes(title_text="attention", secondary_y=True)
     for start, _end in list(segments or [])[1:]:
         fig.add_vline(x=start, line=dict(color="white", dash="dash", width=1))
     fig.update_xaxes(title_text="time (s)")

@@ -83,7 +83,8 @@ def timings_line(result: AskResult) -> str:
     parts = [f"encode {k[len('encode_'):]} {v:.2f} s" + (" (cached)" if v == 0 else "")
              for k, v in t.items() if k.startswith("encode_")]
     if result.optimizer is not None:
-        parts.append(f"optimiser {sum(result.optimizer.timings_s.values()):.2f} s")
+        steps = result.optimizer.timings_s
+        parts.append(f"optimiser {steps.get('total', sum(steps.values())):.2f} s")
     parts += [f"{label} {t[key]:.2f} s" for key, label in TIMING_LABELS.items() if key in t]
     rate = f" at {t['tokens_per_s']:.1f} tokens/s" if "tokens_per_s" in t else ""
     parts.append(f"{result.tokens_generated} tokens{rate}")

@@ -193,7 +193,7 @@ def test_inspector_ranks_candidates_by_ias_and_diffs_the_final_instruction():
     turn = session.start_turn("what is it", {})
     turn.result = _result(optimizer=trace)
     view = inspector_view(turn)
-    assert [row[0] for row in view.candidates] == ["rewrite", "original"]
+    assert [(row[0], row[-1]) for row in view.candidates] == [("rewrite", "\u2713"), ("original", "")]
     assert view.in_context_prompt == "Example prompt" and view.answer == "a cat"
     assert ("describe the object ", "added") in view.diff
     assert "without the optimiser" in inspector_view(Turn("x", result=_result())).status
