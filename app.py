@@ -9,9 +9,14 @@ from __future__ import annotations
 import logging
 import os
 
-for _name, _value in {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",
-                      "HF_HUB_DISABLE_TELEMETRY": "1"}.items():
-    os.environ.setdefault(_name, _value)
+DEFAULT_PRESET = "tiny"
+"""The offline preset; with it the app never touches the network. Another preset (XMODAL_PRESET) may download."""
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+if os.environ.get("XMODAL_PRESET", DEFAULT_PRESET) == DEFAULT_PRESET:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import gradio as gr  # noqa: E402
 
@@ -19,8 +24,6 @@ from core.media import DEFAULT_LIMITS  # noqa: E402
 from core.presets import available_presets  # noqa: E402
 from demo.engine import PipelineHost  # noqa: E402
 from demo.layout import CSS, build_demo  # noqa: E402
-
-DEFAULT_PRESET = "tiny"
 
 
 def create_app() -> gr.Blocks:

@@ -13,7 +13,7 @@ from typing import Optional
 
 from core.schema import AskResult
 
-TIMING_LABELS = {"first_token": "first token", "qformer": "Q-Former", "total": "total"}
+TIMING_LABELS = {"qformer": "Q-Former", "first_token": "first token", "generate": "generate", "total": "total"}
 """Timings shown under an answer besides the encoders; 'load' is the one-off model load, so it is left out."""
 
 
