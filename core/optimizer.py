@@ -20,7 +20,7 @@ from typing import Optional
 
 import torch
 from rapidfuzz import fuzz
-from transformers import DynamicCache
+from transformers import DynamicCache, StoppingCriteria, StoppingCriteriaList
 
 from core.encoders.base import EncodedMedia
 from core.llm import LoadedLLM
@@ -38,8 +38,9 @@ REWRITE_HEADER = (
 REWRITE_QUERY = "Question: {question}\nRewrite:"
 
 _HEADER_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-"""LLM module -> {few-shot header text: (token ids, per-layer keys and values)}; the header never changes, so every
-request after the first skips it."""
+"""LLM module -> {few-shot header text: (token ids, per-layer keys and values), _NEWLINES: line-break token ids};
+the header never changes, so every request after the first skips it."""
+_NEWLINES = "\n"
 
 _STOPWORDS = frozenset(
     "the a an is are was were be of in on at to for and or it its this that these those there here what which who "
@@ -161,6 +162,16 @@ def clean_rewrite(generated: str) -> Optional[str]:
     return re.sub(r"^(rewrite|question)\s*:\s*", "", line, flags=re.IGNORECASE).strip()
 
 
+class _LineEnd(StoppingCriteria):
+    """Ends each row at its first line break (transformers' stop_strings rescans the whole vocabulary per call)."""
+
+    def __init__(self, newline_ids: torch.Tensor) -> None:
+        self.newline_ids = newline_ids
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs) -> torch.Tensor:  # noqa: ARG002
+        return torch.isin(input_ids[:, -1], self.newline_ids)
+
+
 class InstructionOptimizer:
     def __init__(self, model, settings: Optional[OptimizerSettings] = None) -> None:
         self.model = model
@@ -193,6 +204,16 @@ class InstructionOptimizer:
             per_llm[header] = (ids, [(layer.keys, layer.values) for layer in cache.layers])
         return per_llm[header]
 
+    def _newline_tokens(self) -> torch.Tensor:
+        """Ids of every vocabulary token whose text holds a line break (found once per LLM)."""
+        per_llm = _HEADER_CACHE.setdefault(self.llm.model, {})
+        if _NEWLINES not in per_llm:
+            tokenizer = self.llm.tokenizer
+            texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
+            per_llm[_NEWLINES] = torch.tensor([i for i, text in enumerate(texts) if "\n" in text],
+                                              device=self.llm.device)
+        return per_llm[_NEWLINES]
+
     def _complete(self, header: str, query: str, limit: int, sample: bool, count: int, seed: int) -> list[str]:
         """`count` completions of header + query in one generate call, stopping once every one has ended its line.
 
@@ -204,8 +225,9 @@ class InstructionOptimizer:
         rows = torch.cat([header_ids, query_ids], dim=1).expand(count, -1)
         cache = DynamicCache([(k.expand(count, -1, -1, -1), v.expand(count, -1, -1, -1)) for k, v in header_kv],
                              config=self.llm.model.config)
-        kwargs = dict(max_new_tokens=limit + 1, do_sample=sample, stop_strings=["\n"], tokenizer=tokenizer,
-                      pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+        kwargs = dict(max_new_tokens=limit + 1, do_sample=sample, pad_token_id=tokenizer.pad_token_id,
+                      eos_token_id=tokenizer.eos_token_id,
+                      stopping_criteria=StoppingCriteriaList([_LineEnd(self._newline_tokens())]))
         if sample:
             kwargs.update(temperature=self.settings.temperature, top_p=self.settings.top_p, top_k=0)
         else:
