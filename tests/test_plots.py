@@ -2,6 +2,8 @@
 instruction diff and the chat's timings line."""
 from __future__ import annotations
 
+import base64
+import json
 from pathlib import Path
 
 import numpy as np
@@ -197,3 +199,45 @@ def test_inspector_ranks_candidates_by_ias_and_diffs_the_final_instruction():
     assert view.in_context_prompt == "Example prompt" and view.answer == "a cat"
     assert ("describe the object ", "added") in view.diff
     assert "without the optimiser" in inspector_view(Turn("x", result=_result())).status
+
+
+def test_attention_views_draw_every_modality_on_its_media_and_hide_the_rest():
+    from demo.handlers import analysis, redraw_attention
+
+    rng = np.random.default_rng(2)
+    centres = rng.normal(size=(4, 3)).astype(np.float32)
+    records = {
+        "image": _record(passes=1, tokens=49, grid_hw=(7, 7)),
+        "video": _record(passes=4, tokens=49, grid_hw=(7, 7)),
+        "audio": _record(passes=2, tokens=50, layout="time", segment_seconds=[(0.0, 1.0), (1.0, 2.0)]),
+        "points": _record(passes=1, tokens=4, layout="points", group_centres=centres,
+                          points=rng.normal(size=(300, 3)).astype(np.float32)),
+    }
+    media = {"image": "cat.jpg", "video": "moving_circle.mp4", "audio": "beeps.wav", "points": "torus_points.ply"}
+    session = ChatSession()
+    turn = session.start_turn("what is it", {k: str(EXAMPLES / v) for k, v in media.items()})
+    turn.result = _result(attention=records)
+
+    layer, query, status, *views = analysis(session)[:8]
+    assert (layer.maximum, layer.value, query.value) == (2, 2, "average")
+    assert "image, audio, video, 3D object" in status
+    shown = {name: view for name, view in zip(("image", "audio", "video", "points", "cmaa"), views)}
+    assert not shown["cmaa"].visible and all(shown[m].visible for m in media)
+    assert [t["type"] for t in _plot_traces(shown["video"])].count("heatmap") == 4
+    assert [t["type"] for t in _plot_traces(shown["audio"])] == ["heatmap", "scatter"]
+
+    _, *redrawn = redraw_attention(session, 0, "query 1")
+    image_heatmap = _plot_traces(redrawn[0])[1]
+    assert np.allclose(_typed_array(image_heatmap["z"]).ravel(), records["image"].weights[0, 0, 1])
+
+
+def _plot_traces(update) -> list[dict]:
+    """The traces a `gr.Plot` update carries (Gradio stores the figure as JSON)."""
+    return json.loads(update.value["plot"])["data"]
+
+
+def _typed_array(encoded: dict) -> np.ndarray:
+    """Plotly's JSON form of a NumPy array: base64 bytes, a dtype code and a shape."""
+    values = np.frombuffer(base64.b64decode(encoded["bdata"]), dtype=np.dtype(encoded["dtype"]))
+    shape = encoded.get("shape")
+    return values.reshape([int(n) for n in str(shape).split(",")]) if shape else values
