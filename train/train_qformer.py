@@ -21,6 +21,7 @@ from typing import Optional
 
 import numpy as np
 import torch
+from torch import nn
 from tqdm import tqdm
 
 from core.encoders.base import EncodedMedia
@@ -39,6 +40,12 @@ class TrainConfig:
     """Instruction examples for those features (train/qa_gen.py)."""
     out: str
     projection: str = "qformer"
+    objective: str = "answer"
+    """"answer": cross-entropy on the answer tokens through the frozen LLM (the paper's loss).
+    "caption_embedding": a cheap warm start without the LLM: the media tokens regress the LLM's own input
+    embeddings of the caption's content words (see `caption_targets`), so the LLM reads them like text."""
+    init_from: Optional[str] = None
+    """A bridge checkpoint to start from (e.g. the caption_embedding stage's export)."""
     export: Optional[str] = None
     """Where the finished bridge goes (merged with what that file already holds for the other projection)."""
     steps: int = 200
@@ -116,6 +123,10 @@ class BridgeTrainer:
         for name, p in bridge.named_parameters():
             if not name.startswith(trained):
                 p.requires_grad_(False)
+        if config.init_from:
+            from core.checkpoints import load_checkpoint
+
+            load_checkpoint(bridge, Path(config.init_from))
         parameters = [p for p in bridge.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(config.warmup_steps, config.steps))
@@ -150,6 +161,11 @@ class BridgeTrainer:
 
     def loss(self, examples: list[dict]) -> torch.Tensor:
         media = self.media_tokens(examples)
+        if self.config.objective == "caption_embedding":
+            target = caption_targets(self.llm, [self.rows[e["sample"]]["caption"] for e in examples],
+                                     media.shape[1]).to(media.device)
+            mse = (media - target).pow(2).mean() / target.var()
+            return mse + (1 - nn.functional.cosine_similarity(media, target, dim=-1)).mean()
         return self.runner.answer_loss(media, [self._suffix(e["question"]) for e in examples],
                                        [self._answer_ids(e["answer"]) for e in examples])
 
@@ -261,6 +277,23 @@ def bridge_media_tokens(bridge: ModalityBridge, qformer_tokenizer, tokens: torch
     encoded = EncodedMedia(tokens=tokens.flatten(0, 1), mask=mask.to(device).flatten(0, 1))
     out = bridge(encoded, ids, instruction_mask, projection=projection)
     return out.tokens.reshape(b, -1, out.tokens.shape[-1])
+
+
+FILLER_WORDS = frozenset({"a", "an", "the", "on", "at", "in", "and", "of", "with", "to"})
+
+
+def caption_targets(llm, captions: list[str], length: int) -> torch.Tensor:
+    """(B, length, width): the LLM input embeddings of each caption's content words ("two large black circles
+    right small white car bottom"), cut or padded with "." to `length` tokens."""
+    tokenizer = llm.tokenizer
+    filler = tokenizer(".", add_special_tokens=False).input_ids[0]
+    rows = []
+    for caption in captions:
+        words = " ".join(w for w in caption.lower().strip(" .").split() if w not in FILLER_WORDS)
+        ids = tokenizer(" " + words, add_special_tokens=False).input_ids[:length]
+        rows.append(ids + [filler] * (length - len(ids)))
+    with torch.no_grad():
+        return llm.embed(torch.tensor(rows)).float()
 
 
 def trained_prefixes(projection: str) -> tuple[str, ...]:

@@ -1,0 +1,187 @@
+"""Pre-train the 3D point-group encoder on tiny-world scenes (the role ULIP-2 plays for the paper's PointBERT).
+
+Each group token must tell which object kind (12 classes) and which colour it lies on; a one-layer transformer
+head over the scene's tokens gives it context during pre-training and is then thrown away, so the shipped encoder
+makes per-group tokens that a Q-Former can aggregate. Colours are drawn independently of shapes in the tiny world,
+so shape features cannot lean on colour; the evaluation also re-scores shapes with the colour channels permuted,
+to measure that. Clouds are loaded exactly as the app loads them (unit sphere, farthest-point sampling) and
+grouped once; training augments by turning the whole scene about the vertical axis and scaling it slightly.
+
+    python -m train.pretrain_points --data data/world --out runs/points_encoder \
+        --export assets/checkpoints/tiny/points_encoder.safetensors --epochs 12
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from core.encoders.pointcloud import PointGroupEncoder
+from train.world.vocabulary import COLOURS, SHAPES
+
+SHAPE_CLASSES = list(SHAPES)
+COLOUR_CLASSES = list(COLOURS)
+
+
+def group_labels(raw_xyz: np.ndarray, centres: np.ndarray, objects: list[dict]) -> np.ndarray:
+    """For each group centre (in the loader's unit-sphere frame), the index of the object it lies on: the object
+    whose base is nearest on the ground plane, measured in units of that object's footprint."""
+    from train.world.pointcloud import footprint_radius
+
+    mean = raw_xyz.mean(axis=0)
+    radius = float(np.sqrt(((raw_xyz - mean) ** 2).sum(axis=1).max()))
+    bases = (np.array([o["base"] for o in objects]) - mean) / radius
+    reach = np.array([footprint_radius(o["shape"]) * o["scale"] / radius for o in objects])
+    distance = np.linalg.norm(centres[:, None, [0, 2]] - bases[None, :, [0, 2]], axis=-1) / reach[None]
+    return distance.argmin(axis=1)
+
+
+def prepare_split(data: Path, split: str, encoder: PointGroupEncoder, limit: int | None = None) -> dict:
+    """Grouped clouds (N,G,K,6), centres (N,G,3) and per-group shape / colour / object labels (N,G)."""
+    from core import media
+    from core.presets.tiny import tiny_preset
+    from train.features import manifest_rows
+
+    rows = manifest_rows(data, split, "points")[:limit]
+    num_points = tiny_preset().num_points
+    grouped, centres, shapes, colours, owners = [], [], [], [], []
+    for row in tqdm(rows, desc=f"group {split}/points", unit="cloud"):
+        cloud = media.load_points(row["path"], num_points=num_points)
+        local, centre, _ = encoder.group(torch.from_numpy(cloud.xyz), torch.from_numpy(cloud.rgb))
+        objects = row["properties"]["objects"]
+        owner = group_labels(np.load(row["path"])[:, :3], centre.numpy(), objects)
+        grouped.append(local)
+        centres.append(centre)
+        owners.append(torch.from_numpy(owner))
+        shapes.append(torch.tensor([SHAPE_CLASSES.index(objects[i]["shape"]) for i in owner]))
+        colours.append(torch.tensor([COLOUR_CLASSES.index(objects[i]["colour"]) for i in owner]))
+    return {"grouped": torch.stack(grouped), "centres": torch.stack(centres), "shape": torch.stack(shapes),
+            "colour": torch.stack(colours), "owner": torch.stack(owners), "rows": rows}
+
+
+class PretrainHead(nn.Module):
+    """Context over the scene's group tokens, then per-group shape and colour classifiers (discarded after)."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.context = nn.TransformerEncoderLayer(width, nhead=4, dim_feedforward=2 * width, batch_first=True,
+                                                  dropout=0.0)
+        self.shape = nn.Linear(width, len(SHAPE_CLASSES))
+        self.colour = nn.Linear(width, len(COLOUR_CLASSES))
+
+    def forward(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        context = self.context(tokens)
+        return self.shape(context), self.colour(context)
+
+
+def augment(grouped: torch.Tensor, centres: torch.Tensor, generator: torch.Generator):
+    """Turn each scene about the vertical (y) axis by a random angle and scale it by 0.85-1.15."""
+    b = grouped.shape[0]
+    angle = torch.rand(b, generator=generator) * 2 * math.pi
+    c, s = torch.cos(angle), torch.sin(angle)
+    turn = torch.zeros(b, 3, 3)
+    turn[:, 0, 0], turn[:, 0, 2], turn[:, 1, 1], turn[:, 2, 0], turn[:, 2, 2] = c, s, 1, -s, c
+    scale = (0.85 + 0.3 * torch.rand(b, 1, 1, generator=generator))
+    xyz = torch.einsum("bgkc,bdc->bgkd", grouped[..., :3], turn) * scale[..., None]
+    return torch.cat([xyz, grouped[..., 3:]], dim=-1), torch.einsum("bgc,bdc->bgd", centres, turn) * scale
+
+
+@torch.no_grad()
+def scores(encoder: PointGroupEncoder, head: PretrainHead, split: dict, permute_colours: bool = False) -> dict:
+    """Group-level shape/colour accuracy and object-level shape accuracy (majority vote of an object's groups)."""
+    encoder.eval(), head.eval()
+    grouped = split["grouped"].clone()
+    if permute_colours:
+        grouped[..., 3:] = grouped[..., [5, 3, 4]]
+    shape_logits, colour_logits = [], []
+    for start in range(0, len(grouped), 64):
+        tokens = encoder(grouped[start:start + 64], split["centres"][start:start + 64])
+        s, c = head(tokens)
+        shape_logits.append(s)
+        colour_logits.append(c)
+    shape_pred = torch.cat(shape_logits).argmax(-1)
+    colour_pred = torch.cat(colour_logits).argmax(-1)
+    right = total = 0
+    for i, row in enumerate(split["rows"]):
+        for k, obj in enumerate(row["properties"]["objects"]):
+            votes = shape_pred[i][split["owner"][i] == k]
+            if len(votes):
+                total += 1
+                right += int(int(votes.mode().values) == SHAPE_CLASSES.index(obj["shape"]))
+    return {"group_shape_accuracy": round(float((shape_pred == split["shape"]).float().mean()), 4),
+            "group_colour_accuracy": round(float((colour_pred == split["colour"]).float().mean()), 4),
+            "object_shape_accuracy": round(right / max(1, total), 4), "objects": total}
+
+
+def main(argv: list[str] | None = None) -> None:
+    from core.checkpoints import save_checkpoint
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, default=Path("data/world"))
+    parser.add_argument("--out", type=Path, default=Path("runs/points_encoder"))
+    parser.add_argument("--export", type=Path, default=Path("assets/checkpoints/tiny/points_encoder.safetensors"))
+    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    args.out.mkdir(parents=True, exist_ok=True)
+    encoder, head = PointGroupEncoder(), PretrainHead(PointGroupEncoder().width)
+    cache = args.out / "grouped.pt"
+    if cache.is_file():
+        splits = torch.load(cache, weights_only=False)
+    else:
+        splits = {s: prepare_split(args.data, s, encoder) for s in ("train", "test")}
+        torch.save(splits, cache)
+    train = splits["train"]
+    steps_per_epoch = math.ceil(len(train["grouped"]) / args.batch_size)
+    parameters = list(encoder.parameters()) + list(head.parameters())
+    optimizer = torch.optim.AdamW(parameters, lr=args.lr, weight_decay=0.01)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, args.lr, total_steps=args.epochs * steps_per_epoch)
+    generator = torch.Generator().manual_seed(args.seed)
+    started = time.perf_counter()
+    log = open(args.out / "train.log", "a")
+    for epoch in range(args.epochs):
+        encoder.train(), head.train()
+        order = torch.randperm(len(train["grouped"]), generator=generator)
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{args.epochs}", unit="step")
+        for step in bar:
+            batch = order[step * args.batch_size:(step + 1) * args.batch_size]
+            grouped, centres = augment(train["grouped"][batch], train["centres"][batch], generator)
+            shape_logits, colour_logits = head(encoder(grouped, centres))
+            loss = nn.functional.cross_entropy(shape_logits.flatten(0, 1), train["shape"][batch].flatten()) \
+                + 0.5 * nn.functional.cross_entropy(colour_logits.flatten(0, 1), train["colour"][batch].flatten())
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            bar.set_postfix(loss=f"{float(loss):.3f}")
+        result = scores(encoder, head, splits["test"])
+        log.write(json.dumps({"epoch": epoch + 1, "loss": round(float(loss), 4), **result}) + "\n")
+        log.flush()
+        print(f"epoch {epoch + 1}: loss {float(loss):.3f} test {result}")
+    result = {"test": scores(encoder, head, splits["test"]),
+              "test_colour_channels_permuted": scores(encoder, head, splits["test"], permute_colours=True),
+              "epochs": args.epochs, "train_clouds": len(train["grouped"]), "minutes": round(
+                  (time.perf_counter() - started) / 60, 2)}
+    (args.out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+    encoder.eval().requires_grad_(True)
+    command = "python -m train.pretrain_points " + " ".join(sys.argv[1:] if argv is None else argv)
+    save_checkpoint(encoder, args.export, {"encoder": encoder.config.to_dict(), "pretraining": result,
+                                           "command": command})
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
