@@ -25,5 +25,17 @@ test: install
 bench: install
 	$(OFFLINE_ENV) $(PY) bench/latency.py
 
+# Regenerates the tiny world and every shipped checkpoint in assets/checkpoints/tiny/ (train/README.md explains the
+# stages; each one resumes after an interruption, so rerunning continues where it stopped).
+WORLD_COUNTS ?= --train 1500 --val 100 --test 200
+checkpoints: install
+	$(OFFLINE_ENV) $(PY) -m train.world --out data/world $(WORLD_COUNTS) --modalities image,points
+	$(OFFLINE_ENV) $(PY) -m train.pretrain_points --epochs 6
+	for split in train val test; do for m in image points; do \
+		$(OFFLINE_ENV) $(PY) -m train.features --split $$split --modality $$m && \
+		$(OFFLINE_ENV) $(PY) -m train.qa_gen --split $$split --modality $$m || exit 1; done; done
+	$(OFFLINE_ENV) $(PY) -m train.train_qformer --config train/configs/image_stage1.json
+	$(OFFLINE_ENV) $(PY) -m train.train_qformer --config train/configs/image_qformer.json
+
 clean:
 	rm -rf $(VENV)
