@@ -31,9 +31,10 @@ MEDIA_NAMES = {"image": "image", "audio": "audio clip", "video": "video", "point
 
 REWRITE_HEADER = (
     "Rewrite each question about the {media} so that it is clear, short and correctly spelled.\n"
-    "Question: wht is the colr of the car?\nRewrite: What is the color of the car?\n"
-    "Question: I was wondering whether you might be able to tell me which shape is shown here, if possible?\n"
-    "Rewrite: Which shape is shown?\n"
+    "Question: wht is the colr of the bus?\nRewrite: What is the color of the bus?\n"
+    "Question: I was wondering whether you might be able to tell me how many dogs there are, if possible?\n"
+    "Rewrite: How many dogs are there?\n"
+    "Question: size boat\nRewrite: How big is the boat?\n"
 )
 REWRITE_QUERY = "Question: {question}\nRewrite:"
 
@@ -46,6 +47,13 @@ _STOPWORDS = frozenset(
     "the a an is are was were be of in on at to for and or it its this that these those there here what which who "
     "whom how why when where do does did can could would should will you me my please tell is any some with from "
     "about as by into than then so if not no yes".split())
+
+
+_GENERIC_WORDS = frozenset(
+    "describe show shown see look looks like kind type sort number many much count big large small size colour color "
+    "colours colors shape shapes position located location side part left right top bottom center centre middle "
+    "object objects thing things item items picture image photo sound audio clip video scene point cloud move moves "
+    "moving direction fast slow happen happens heard hear visible contain contains".split())
 
 
 def media_phrase(modalities: list[str]) -> str:
@@ -143,6 +151,14 @@ def normalised(text: str) -> str:
 
 def content_words(text: str) -> list[str]:
     return [w for w in normalised(text).split() if len(w) >= 3 and w not in _STOPWORDS]
+
+
+def new_words(rewrite: str, original: str) -> list[str]:
+    """Content words of the rewrite that the original never used (allowing misspellings) and that are not generic
+    question words: a rewrite that brings in 'car' for a question about cylinders asks something else."""
+    theirs = normalised(original).split()
+    return [w for w in content_words(rewrite) if w not in _GENERIC_WORDS
+            and not any(fuzz.ratio(w, word) >= 75 for word in theirs)]
 
 
 def shares_topic(rewrite: str, original: str) -> bool:
@@ -274,6 +290,9 @@ class InstructionOptimizer:
             return "over-long"
         if not shares_topic(rewrite, original):
             return "off-topic"
+        added = new_words(rewrite, original)
+        if added:
+            return f"off-topic: adds {added[0]!r}"
         return None
 
     @staticmethod

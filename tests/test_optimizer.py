@@ -6,7 +6,8 @@ import random
 import pytest
 import torch
 
-from core.optimizer import (AlignmentScorer, InstructionOptimizer, clean_rewrite, meta_prompt, shares_topic)
+from core.optimizer import (AlignmentScorer, InstructionOptimizer, clean_rewrite, meta_prompt, new_words,
+                            shares_topic)
 from core.schema import GenerationSettings
 from tests.media_fixtures import make_image
 
@@ -112,6 +113,8 @@ def test_rewrite_filters():
     assert clean_rewrite(" a rewrite that never ended") is None
     assert shares_topic("What colour is the shape?", "wat colr is teh shap?")
     assert not shares_topic("Is it possible to travel to the moon?", "What colour is the cube?")
+    assert new_words("How big is the car?", "big cylinders") == ["car"]
+    assert new_words("What size are the cylinders in the picture?", "big cylindres") == []
 
 
 def test_bad_rewrites_are_dropped_and_the_original_stays(optimizer, encoded, monkeypatch):
