@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Optional
 
 import torch
 from torch import nn
@@ -30,12 +31,17 @@ class CrossModalAlignmentAttention(nn.Module):
     def config(self) -> dict:
         return {"width": self.width, "hidden": self.hidden}
 
-    def forward(self, visual: torch.Tensor, text: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """visual (n, W), text (L, W) -> fused tokens (n, W) and attention weights (n, L)."""
-        if text.shape[0] == 0:
+    def forward(self, visual: torch.Tensor, text: torch.Tensor,
+                text_mask: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """visual (..., n, W), text (..., L, W), text_mask (..., L) True on real tokens (for padded batches)
+        -> fused tokens (..., n, W) and attention weights (..., n, L)."""
+        if text.shape[-2] == 0:
             raise ValueError("CMAA needs at least one instruction token")
         text = text.to(visual.dtype)
-        weights = torch.softmax(visual @ text.T / math.sqrt(self.width), dim=-1)
+        scores = visual @ text.transpose(-1, -2) / math.sqrt(self.width)
+        if text_mask is not None:
+            scores = scores.masked_fill(~text_mask.bool()[..., None, :], float("-inf"))
+        weights = torch.softmax(scores, dim=-1)
         aligned = weights @ text
         fused = visual + self.out(nn.functional.gelu(self.join(torch.cat([visual, aligned], dim=-1))))
         return fused, weights

@@ -1,0 +1,96 @@
+"""Cross-Modal Alignment Attention: starts as the identity, changes the media tokens once trained, follows the
+instruction, ignores padding, and round-trips through a checkpoint into the preset."""
+import pytest
+import torch
+
+from core.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from core.cmaa import CrossModalAlignmentAttention, load_cmaa
+from core.schema import GenerationSettings
+from tests.media_fixtures import make_image
+
+WIDTH = 16
+
+
+def trained_like(width: int = WIDTH, seed: int = 0) -> CrossModalAlignmentAttention:
+    """A CMAA whose zero-initialised output layer has been moved, as training would."""
+    torch.manual_seed(seed)
+    cmaa = CrossModalAlignmentAttention(width)
+    with torch.no_grad():
+        cmaa.out.weight.normal_(0, 0.1)
+        cmaa.out.bias.normal_(0, 0.1)
+    return cmaa
+
+
+def test_fresh_cmaa_returns_the_media_tokens_unchanged():
+    visual, text = torch.randn(6, WIDTH), torch.randn(4, WIDTH)
+    fused, weights = CrossModalAlignmentAttention(WIDTH)(visual, text)
+    assert torch.equal(fused, visual)
+    assert weights.shape == (6, 4)
+    assert torch.allclose(weights.sum(-1), torch.ones(6))
+
+
+def test_trained_cmaa_changes_the_tokens_and_follows_the_instruction():
+    cmaa = trained_like()
+    visual = torch.randn(6, WIDTH)
+    fused_a, _ = cmaa(visual, torch.randn(4, WIDTH))
+    fused_b, _ = cmaa(visual, torch.randn(4, WIDTH))
+    assert not torch.allclose(fused_a, visual, atol=1e-3)
+    assert not torch.allclose(fused_a, fused_b, atol=1e-3)
+
+
+def test_padded_batch_equals_each_row_alone():
+    cmaa = trained_like()
+    visual = torch.randn(2, 6, WIDTH)
+    text = torch.randn(2, 5, WIDTH)
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], dtype=torch.bool)
+    fused, weights = cmaa(visual, text, mask)
+    alone, alone_weights = cmaa(visual[0], text[0, :3])
+    assert torch.allclose(fused[0], alone, atol=1e-6)
+    assert torch.allclose(weights[0, :, :3], alone_weights, atol=1e-6)
+    assert torch.all(weights[0, :, 3:] == 0)
+
+
+def test_empty_instruction_is_refused():
+    with pytest.raises(ValueError, match="instruction token"):
+        CrossModalAlignmentAttention(WIDTH)(torch.randn(6, WIDTH), torch.randn(0, WIDTH))
+
+
+def test_checkpoint_round_trip(tmp_path):
+    cmaa = trained_like()
+    path = tmp_path / "image_cmaa.safetensors"
+    save_checkpoint(cmaa, path, cmaa.config(), dtype=torch.float32)
+    loaded = load_cmaa(path, WIDTH)
+    visual, text = torch.randn(6, WIDTH), torch.randn(4, WIDTH)
+    assert torch.equal(loaded(visual, text)[0], cmaa(visual, text)[0])
+    with pytest.raises(ValueError, match="width"):
+        load_cmaa(path, WIDTH * 2)
+    other = CrossModalAlignmentAttention(WIDTH, hidden=8)
+    with pytest.raises(CheckpointError):
+        load_checkpoint(other, path)
+
+
+def test_switching_cmaa_on_without_weights_says_so(tiny_pipeline, tmp_path):
+    from core.media import load_image
+
+    model = tiny_pipeline.model
+    encoded = model.encode("image", load_image(str(make_image(tmp_path / "x.png"))))
+    with pytest.raises(ValueError, match="no CMAA weights"):
+        model.media_tokens("image", encoded, "What colour is it?", GenerationSettings(cmaa=True))
+
+
+def test_preset_loads_cmaa_and_it_changes_the_media_tokens(tmp_path):
+    from core.media import load_image
+    from core.presets import get_preset
+
+    cmaa = trained_like(width=576)
+    save_checkpoint(cmaa, tmp_path / "image_cmaa.safetensors", cmaa.config())
+    preset = get_preset("tiny", checkpoint_dir=tmp_path)
+    model = preset.build(preset)
+    assert model.bridges["image"].cmaa is not None and model.bridges["audio"].cmaa is None
+    encoded = model.encode("image", load_image(str(make_image(tmp_path / "x.png"))))
+    with torch.no_grad():
+        plain = model.media_tokens("image", encoded, "What colour is it?", GenerationSettings())
+        fused = model.media_tokens("image", encoded, "What colour is it?", GenerationSettings(cmaa=True))
+    assert plain.cmaa_weights is None
+    assert fused.cmaa_weights.shape[0] == plain.tokens.shape[0]
+    assert not torch.allclose(plain.tokens, fused.tokens, atol=1e-3)
