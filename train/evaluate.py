@@ -57,7 +57,7 @@ def cider(predictions: dict[int, str], references: dict[int, list[str]]) -> floa
 
 def evaluate(modality: str, checkpoint: Path, features: Path, instructions: Path, projection: str = "qformer",
              prefix_cues: bool = True, per_property: int | None = 50, batch_size: int = 32, seed: int = 0,
-             llm=None, qformer_tokenizer=None) -> dict:
+             tasks: list[str] | None = None, llm=None, qformer_tokenizer=None) -> dict:
     from core.checkpoints import load_checkpoint
     from core.model import ModalityBridge
     from core.qformer import QFormerSettings
@@ -67,7 +67,8 @@ def evaluate(modality: str, checkpoint: Path, features: Path, instructions: Path
 
     started = time.perf_counter()
     tokens, mask, rows = load_features(features)
-    examples = pick_examples(load_instructions(instructions, len(rows)), per_property, seed)
+    examples = [e for e in load_instructions(instructions, len(rows)) if tasks is None or e["task"] in tasks]
+    examples = pick_examples(examples, per_property, seed)
     llm = llm or _load_tiny_llm()
     qformer_tokenizer = qformer_tokenizer or _load_qformer_tokenizer()
     stored = json.loads(Path(checkpoint).with_suffix(".json").read_text())
@@ -119,6 +120,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--projection", default="qformer", choices=["qformer", "linear"])
     parser.add_argument("--no-prefix-cues", action="store_true")
     parser.add_argument("--per-property", type=int, default=50, help="questions per property (0: all)")
+    parser.add_argument("--tasks", help="comma-separated subset of the properties (and caption) to ask about")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
@@ -126,7 +128,8 @@ def main(argv: list[str] | None = None) -> None:
     features = args.features or Path(f"data/features/{args.split}/{args.modality}.safetensors")
     instructions = args.instructions or Path(f"data/instructions/{args.split}/{args.modality}.jsonl")
     result = evaluate(args.modality, args.checkpoint, features, instructions, args.projection,
-                      not args.no_prefix_cues, args.per_property or None)
+                      not args.no_prefix_cues, args.per_property or None,
+                      tasks=args.tasks.split(",") if args.tasks else None)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k != "samples"}, indent=2))
