@@ -143,17 +143,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--per-style", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--bridge", type=Path, help="bridge checkpoint to evaluate instead of the preset's")
     parser.add_argument("--threads", type=int, default=1, help="1 is faster than 2 on busy shared cores")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    from core.checkpoints import load_checkpoint
     from core.presets import get_preset
 
     preset = get_preset("tiny")
     model = preset.build(preset)
+    bridge = args.bridge or preset.checkpoint_dir / f"{args.modality}.safetensors"
+    if args.bridge:
+        load_checkpoint(model.bridges[args.modality], args.bridge)
     result = evaluate(model, args.modality, Path(f"data/features/{args.split}/{args.modality}.safetensors"),
                       Path(f"data/instructions/{args.split}/{args.modality}.jsonl"), args.per_style, args.seed)
-    result["bridge_checkpoint"] = str(preset.checkpoint_dir / f"{args.modality}.safetensors")
-    result["bridge_trained"] = (preset.checkpoint_dir / f"{args.modality}.safetensors").is_file()
+    result["bridge_checkpoint"] = str(bridge) if bridge.is_file() else None
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k != "records"}, indent=2))
