@@ -16,6 +16,9 @@ DEFAULT_PRESET = "tiny"
 """The offline preset; with it the app never touches the network. Another preset (XMODAL_PRESET) may download."""
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# Previews, encoders and generation share the cores from several threads; spinning OpenMP barriers then slow
+# batched steps many-fold (bench/RESULTS.md, optimiser section), so idle OpenMP threads sleep instead.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 if os.environ.get("XMODAL_PRESET", DEFAULT_PRESET) == DEFAULT_PRESET:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
