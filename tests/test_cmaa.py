@@ -94,3 +94,39 @@ def test_preset_loads_cmaa_and_it_changes_the_media_tokens(tmp_path):
     assert plain.cmaa_weights is None
     assert fused.cmaa_weights.shape[0] == plain.tokens.shape[0]
     assert not torch.allclose(plain.tokens, fused.tokens, atol=1e-3)
+
+
+def test_training_moves_only_cmaa_and_lowers_the_loss(tiny_pipeline, tmp_path):
+    """A few steps on four fixed examples (every batch holds all four): the loss falls, the bridge stays put."""
+    import json
+
+    from safetensors.torch import save_file
+
+    from core.model import ModalityBridge
+    from core.qformer import QFormerSettings
+    from train.train_cmaa import FrozenBridgeWithCmaa, train
+
+    torch.manual_seed(0)
+    settings = QFormerSettings(encoder_width=32, num_query_tokens=4)
+    save_checkpoint(ModalityBridge(settings, 576), tmp_path / "bridge.safetensors", {"qformer": settings.to_dict()})
+    features = tmp_path / "image.safetensors"
+    save_file({"tokens": torch.randn(4, 1, 6, 32).half(), "mask": torch.ones(4, 1, 6, dtype=torch.bool)},
+              str(features))
+    features.with_suffix(".jsonl").write_text("{}\n" * 4)
+    instructions = tmp_path / "instructions.jsonl"
+    instructions.write_text("".join(json.dumps({"sample": i, "question": f"What colour is shape {i}?",
+                                                "answer": colour, "task": "colour", "accepted": [colour]}) + "\n"
+                                    for i, colour in enumerate(["red", "blue", "green", "red"])))
+    model = FrozenBridgeWithCmaa("image", tmp_path / "bridge.safetensors", llm=tiny_pipeline.model.llm,
+                                 qformer_tokenizer=tiny_pipeline.model.qformer_tokenizer)
+    before = {k: v.clone() for k, v in model.bridge.state_dict().items()}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # batched backward on 2 busy shared cores spends most of its time in thread barriers
+    try:
+        losses = train(model, features, instructions, steps=4, batch_size=4, lr=3e-3, seed=0)
+    finally:
+        torch.set_num_threads(threads)
+    assert losses[-1] < losses[0]
+    assert all(torch.equal(v, model.bridge.state_dict()[k]) for k, v in before.items())
+    assert model.cmaa.out.weight.abs().sum() > 0
+    assert all(p.grad is None or not p.requires_grad for p in model.llm.model.parameters())
