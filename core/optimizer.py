@@ -189,6 +189,10 @@ class _LineEnd(StoppingCriteria):
 
 
 class InstructionOptimizer:
+    """Rewrite -> IAS for all candidates -> in-context comparison -> the lowest-IAS instruction, with every step kept.
+
+    Cheap to construct (the pipeline makes one per request); the few-shot header cache lives with the LLM."""
+
     def __init__(self, model, settings: Optional[OptimizerSettings] = None) -> None:
         self.model = model
         self.llm: LoadedLLM = model.llm
@@ -303,6 +307,7 @@ class InstructionOptimizer:
 
     def optimize(self, question: str, encoded: dict[str, EncodedMedia],
                  settings: Optional[GenerationSettings] = None) -> OptimizerTrace:
+        """The trace of one optimisation; its final instruction is never empty (at worst, the original)."""
         settings = settings or GenerationSettings()
         question = question.strip()
         if not question:
