@@ -69,10 +69,11 @@ def test_checkpoint_round_trip(tmp_path):
         load_checkpoint(other, path)
 
 
-def test_switching_cmaa_on_without_weights_says_so(tiny_pipeline, tmp_path):
+def test_switching_cmaa_on_without_weights_says_so(tiny_pipeline, tmp_path, monkeypatch):
     from core.media import load_image
 
     model = tiny_pipeline.model
+    monkeypatch.setattr(model.bridges["image"], "cmaa", None)
     encoded = model.encode("image", load_image(str(make_image(tmp_path / "x.png"))))
     with pytest.raises(ValueError, match="no CMAA weights"):
         model.media_tokens("image", encoded, "What colour is it?", GenerationSettings(cmaa=True))

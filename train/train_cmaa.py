@@ -12,6 +12,7 @@ train/RESULTS.md).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -152,7 +153,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--modality", required=True, choices=["image", "video", "audio", "points"])
     parser.add_argument("--bridge", type=Path, help="default: assets/checkpoints/tiny/<modality>.safetensors")
-    parser.add_argument("--out", type=Path, help="default: assets/checkpoints/tiny/<modality>_cmaa.safetensors")
+    parser.add_argument("--out", type=Path, help="default: assets/checkpoints/tiny/<modality>_cmaa.safetensors "
+                        "(the JSON beside it records which bridge it was trained on, with its sha256)")
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--lr", type=float, default=1e-3)
@@ -172,7 +174,8 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     losses = train(model, *data["train"], args.steps, args.batch_size, args.lr, args.seed, args.max_minutes)
     window = max(1, min(10, len(losses) // 3))
-    config = {**model.cmaa.config(), "modality": args.modality, "bridge": str(bridge), "steps": len(losses),
+    config = {**model.cmaa.config(), "modality": args.modality, "bridge": str(bridge),
+              "bridge_sha256": hashlib.sha256(Path(bridge).read_bytes()).hexdigest(), "steps": len(losses),
               "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
               "loss_first": round(sum(losses[:window]) / window, 4),
               "loss_last": round(sum(losses[-window:]) / window, 4),
