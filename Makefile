@@ -30,7 +30,7 @@ bench: install
 WORLD_COUNTS ?= --train 1500 --val 100 --test 200
 checkpoints: install
 	$(OFFLINE_ENV) $(PY) -m train.world --out data/world $(WORLD_COUNTS) --modalities image,points
-	$(OFFLINE_ENV) $(PY) -m train.pretrain_points --epochs 6
+	$(OFFLINE_ENV) $(PY) -m train.pretrain_points --epochs 16
 	for split in train val test; do for m in image points; do \
 		$(OFFLINE_ENV) $(PY) -m train.features --split $$split --modality $$m && \
 		$(OFFLINE_ENV) $(PY) -m train.qa_gen --split $$split --modality $$m || exit 1; done; done

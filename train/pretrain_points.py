@@ -8,7 +8,7 @@ to measure that. Clouds are loaded exactly as the app loads them (unit sphere, f
 grouped once; training augments by turning the whole scene about the vertical axis and scaling it slightly.
 
     python -m train.pretrain_points --data data/world --out runs/points_encoder \
-        --export assets/checkpoints/tiny/points_encoder.safetensors --epochs 12
+        --export assets/checkpoints/tiny/points_encoder.safetensors --epochs 16
 """
 from __future__ import annotations
 
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, default=Path("data/world"))
     parser.add_argument("--out", type=Path, default=Path("runs/points_encoder"))
     parser.add_argument("--export", type=Path, default=Path("assets/checkpoints/tiny/points_encoder.safetensors"))
-    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=16)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=0)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import string
 from pathlib import Path
 
@@ -74,8 +73,10 @@ def normalise(text: str) -> str:
     return " ".join(w for w in text.split() if w not in ("a", "an", "the"))
 
 
-def first_words(text: str, limit: int) -> str:
-    return " ".join(re.split(r"\s+", text.strip())[:limit])
+def first_content_word(text: str) -> str:
+    """The reply's first word that is not an article: the small LLM tends to echo the caption's opening words."""
+    words = normalise(text).split()
+    return words[0] if words else ""
 
 
 class ChatGenerator:
@@ -107,7 +108,7 @@ def llm_round_trip(rows: list[dict], indices: list[int], generate: ChatGenerator
 
     captions = [rows[i]["caption"] for i in indices]
     report = {"captions": len(captions)}
-    answers = [first_words(a.strip(string.punctuation + " "), 3)
+    answers = [first_content_word(a)
                for a in generate([ANSWER_PROMPT.format(caption=c) for c in captions], max_new_tokens=6)]
     usable = [k for k, a in enumerate(answers) if a and normalise(a) and normalise(a) in normalise(captions[k])]
     report["answer_words_found_in_caption"] = len(usable)
@@ -125,6 +126,10 @@ def llm_round_trip(rows: list[dict], indices: list[int], generate: ChatGenerator
             kept.append({"sample": indices[k], "question": question, "answer": answers[k], "task": "llm_qa",
                          "accepted": [answers[k]], "round_trip": reply, "fuzzy": round(score, 1)})
     report["round_trip_kept"] = len(kept)
+    report["first_attempts"] = [{"caption": captions[k], "answer": answers[k], "question": q}
+                                for k, q in list(zip(usable, questions))[:8]]
+    report["first_round_trips"] = [{"question": q, "answer": answers[k], "reply": r}
+                                   for (k, q), r in list(zip(asked, replies))[:8]]
     return kept, report
 
 
