@@ -36,6 +36,8 @@ checkpoints: install
 		$(OFFLINE_ENV) $(PY) -m train.qa_gen --split $$split --modality $$m || exit 1; done; done
 	$(OFFLINE_ENV) $(PY) -m train.train_qformer --config train/configs/image_stage1.json
 	$(OFFLINE_ENV) $(PY) -m train.train_qformer --config train/configs/image_qformer.json
+	$(OFFLINE_ENV) $(PY) -m train.train_qformer --config train/configs/points_stage1.json
+	$(OFFLINE_ENV) $(PY) -m train.train_qformer --config train/configs/points_qformer.json
 
 clean:
 	rm -rf $(VENV)
