@@ -60,10 +60,19 @@ def test_second_question_on_the_same_file_is_a_cache_hit(tiny_pipeline, media, t
     assert result.timings_s["encode_image"] == 0.0
 
 
-def test_linear_projection_baseline_runs(tiny_pipeline, media):
+def test_linear_projection_baseline_runs_and_an_untrained_one_is_refused(tiny_pipeline, media):
     settings = GenerationSettings(max_new_tokens=4, projection="linear")
-    result = tiny_pipeline.ask(AskRequest("What is it?", image=media["image"], settings=settings))
-    assert result.answer.strip() and "image" not in result.attention
+    bridge = tiny_pipeline.model.bridges["image"]
+    shipped = bridge.baseline_trained
+    try:
+        bridge.baseline_trained = True
+        result = tiny_pipeline.ask(AskRequest("What is it?", image=media["image"], settings=settings))
+        assert result.answer.strip() and "image" not in result.attention
+        bridge.baseline_trained = False
+        with pytest.raises(ValueError, match="no trained linear-projection baseline"):
+            tiny_pipeline.ask(AskRequest("What is it?", image=media["image"], settings=settings))
+    finally:
+        bridge.baseline_trained = shipped
 
 
 @pytest.mark.parametrize("decoding", ["beam", "nucleus"])

@@ -47,7 +47,8 @@ def build_tiny(preset: Preset):
         bridge = ModalityBridge(settings, llm.width)
         path = checkpoint_dir / f"{modality}.safetensors" if checkpoint_dir else None
         if path is not None and path.is_file():
-            load_checkpoint(bridge, path)
+            trained = load_checkpoint(bridge, path).get("trained", {})
+            bridge.baseline_trained = "linear" in trained  # one file holds both; the baseline may not be trained yet
         else:
             log.warning("no trained %s bridge at %s: its Q-Former is untrained", modality, path)
         cmaa_path = checkpoint_dir / f"{modality}_cmaa.safetensors" if checkpoint_dir else None
