@@ -50,3 +50,27 @@ def unwrap_state_dict(data: Mapping, path: str | Path, wrappers: tuple[str, ...]
     if not tensors:
         raise ReferenceCheckpointError(f"{path}: holds no tensors (top-level keys: {sorted(data)[:5]})")
     return tensors
+
+
+def match_state_dict(path: str | Path, what: str, expected: Mapping[str, torch.Tensor],
+                     named_tensors: Iterable[tuple[str, str, torch.Tensor]],
+                     optional: tuple[str, ...] = ()) -> dict[str, torch.Tensor]:
+    """Check reference tensors against a module's state dict and return them under our names.
+
+    `named_tensors` yields (name as shown to the user, our parameter name, tensor). The first unexpected name,
+    misshapen tensor or missing parameter (other than names ending in `optional`) is refused with a message naming
+    it, so a wrong file never half-loads.
+    """
+    state: dict[str, torch.Tensor] = {}
+    for shown, name, tensor in named_tensors:
+        if name not in expected:
+            raise ReferenceCheckpointError(f"{path}: unexpected {what} weight {shown!r}")
+        if tuple(tensor.shape) != tuple(expected[name].shape):
+            raise ReferenceCheckpointError(f"{path}: {shown!r} has shape {tuple(tensor.shape)}, "
+                                           f"this {what} config expects {tuple(expected[name].shape)}")
+        state[name] = tensor
+    missing = [name for name in expected if name not in state and not (optional and name.endswith(optional))]
+    if missing:
+        raise ReferenceCheckpointError(f"{path}: {what} weight {missing[0]!r} is missing "
+                                       f"({len(missing)} missing in all)")
+    return state

@@ -19,7 +19,7 @@ from torch.nn import functional as F
 
 from core.encoders.base import EncodedMedia
 from core.encoders.kaldi_fbank import kaldi_fbank
-from core.reference_checkpoint import ReferenceCheckpointError, read_reference_checkpoint
+from core.reference_checkpoint import ReferenceCheckpointError, match_state_dict, read_reference_checkpoint
 
 SAMPLE_RATE = 16000
 FBANK_BINS = 128
@@ -223,22 +223,8 @@ def load_beats(path: str | Path) -> BEATs:
         raise ReferenceCheckpointError(f"{path}: not a BEATs checkpoint (expected 'cfg' and 'model', "
                                        f"found {sorted(data)[:5]})")
     model = BEATs(BEATsConfig.from_reference(dict(data["cfg"])))
-    expected = model.state_dict()
-    state = {}
-    for reference_name, tensor in data["model"].items():
-        name = _our_name(reference_name)
-        if name is None:
-            continue
-        if name not in expected:
-            raise ReferenceCheckpointError(f"{path}: unexpected BEATs weight {reference_name!r}")
-        if tuple(tensor.shape) != tuple(expected[name].shape):
-            raise ReferenceCheckpointError(f"{path}: {reference_name!r} has shape {tuple(tensor.shape)}, "
-                                           f"this BEATs config expects {tuple(expected[name].shape)}")
-        state[name] = tensor
-    missing = [name for name in expected if name not in state]
-    if missing:
-        raise ReferenceCheckpointError(f"{path}: BEATs weight {missing[0]!r} is missing "
-                                       f"({len(missing)} missing in all)")
+    named = [(reference_name, _our_name(reference_name), tensor) for reference_name, tensor in data["model"].items()]
+    state = match_state_dict(path, "BEATs", model.state_dict(), [item for item in named if item[1] is not None])
     model.load_state_dict(state)
     return model.eval().requires_grad_(False)
 

@@ -19,7 +19,7 @@ from torch.nn import functional as F
 
 from core.encoders.base import EncodedMedia
 from core.encoders.pointcloud import group_points
-from core.reference_checkpoint import ReferenceCheckpointError, read_reference_checkpoint, unwrap_state_dict
+from core.reference_checkpoint import match_state_dict, read_reference_checkpoint, unwrap_state_dict
 
 
 @dataclass
@@ -163,19 +163,10 @@ def load_pointbert(path: str | Path, config: PointBERTConfig | None = None) -> P
     data = read_reference_checkpoint(path, allowed_classes=[argparse.Namespace])
     tensors = {k.removeprefix("module."): v for k, v in unwrap_state_dict(data, path).items()}
     model = PointBERT(config)
-    expected = model.state_dict()
-    state = {k: v for k, v in tensors.items() if k.startswith("point_encoder.") or k == "pc_projection"}
-    for name, tensor in state.items():
-        if name not in expected:
-            raise ReferenceCheckpointError(f"{path}: unexpected PointBERT weight {name!r}")
-        if tuple(tensor.shape) != tuple(expected[name].shape):
-            raise ReferenceCheckpointError(f"{path}: {name!r} has shape {tuple(tensor.shape)}, "
-                                           f"this PointBERT config expects {tuple(expected[name].shape)}")
+    wanted = ((name, name, tensor) for name, tensor in tensors.items()
+              if name.startswith("point_encoder.") or name == "pc_projection")
     # BatchNorm's step counter is unused in eval mode and absent from files written by older PyTorch.
-    missing = [name for name in expected if name not in state and not name.endswith("num_batches_tracked")]
-    if missing:
-        raise ReferenceCheckpointError(f"{path}: PointBERT weight {missing[0]!r} is missing "
-                                       f"({len(missing)} missing in all)")
+    state = match_state_dict(path, "PointBERT", model.state_dict(), wanted, optional=("num_batches_tracked",))
     model.load_state_dict(state, strict=False)
     return model.eval().requires_grad_(False)
 
