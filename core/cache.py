@@ -36,11 +36,3 @@ class EncoderCache:
                 _, evicted = self._entries.popitem(last=False)
                 self._bytes -= evicted.nbytes
         return value, False
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-            self._bytes = 0
