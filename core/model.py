@@ -22,9 +22,10 @@ from core.schema import GenerationSettings
 @dataclass
 class BridgeOutput:
     tokens: torch.Tensor
-    """(passes * queries, llm width): what the LLM sees for this modality."""
+    """(passes * queries, llm width): what the LLM sees for this modality (with a leading batch dimension when it
+    comes straight from `ModalityBridge`)."""
     cross_attentions: Optional[torch.Tensor] = None
-    """(passes, layers, queries, encoder tokens) for the Q-Former path."""
+    """(passes, layers, queries, encoder tokens) for the Q-Former path (batched likewise)."""
     cmaa_weights: Optional[torch.Tensor] = None
     """(passes * queries, instruction tokens) when CMAA ran."""
 
@@ -42,21 +43,43 @@ class ModalityBridge(nn.Module):
         self.baseline_trained = True
         """False for bridges imported from the reference, which has no linear baseline."""
 
-    def forward(self, encoded: EncodedMedia, instruction_ids: torch.Tensor, instruction_mask: torch.Tensor,
-                projection: str = "qformer", output_attentions: bool = False) -> BridgeOutput:
+    def forward(self, tokens: torch.Tensor, mask: torch.Tensor, instruction_ids: torch.Tensor,
+                instruction_mask: torch.Tensor, projection: str = "qformer",
+                output_attentions: bool = False) -> BridgeOutput:
+        """Inputs (B, P, N, W) with mask (B, P, N), one instruction each (B, L) -> tokens (B, P * queries, width);
+        every pass of an input (video frame, audio segment) sees that input's instruction. Cross-attention comes
+        back as (B, P, layers, queries, N) per encoder pass: a joint pass's weights are split by frame, so every
+        view draws frames alike."""
+        batch, passes = tokens.shape[:2]
+        tokens, mask = self.passes(tokens, mask)
+        rows = tokens.shape[1]
         if projection == "linear":
             if not self.baseline_trained:
                 raise ValueError("this preset has no trained linear-projection baseline; use the Q-Former projection")
             weight = self.linear_baseline.proj.weight
-            tokens = self.linear_baseline(encoded.tokens.to(weight.device, weight.dtype), encoded.mask.to(weight.device))
-            return BridgeOutput(tokens=tokens.reshape(-1, tokens.shape[-1]))
-        passes = encoded.tokens.shape[0]
+            media = self.linear_baseline(tokens.flatten(0, 1).to(weight.device, weight.dtype),
+                                         mask.flatten(0, 1).to(weight.device))
+            return BridgeOutput(tokens=media.reshape(batch, -1, media.shape[-1]))
         device, dtype = self.projection.weight.device, self.projection.weight.dtype
-        out = self.qformer(encoded.tokens.to(device, dtype), encoded.mask.to(device),
-                           instruction_ids.to(device).expand(passes, -1), instruction_mask.to(device).expand(passes, -1),
+        out = self.qformer(tokens.flatten(0, 1).to(device, dtype), mask.flatten(0, 1).to(device),
+                           instruction_ids.to(device).repeat_interleave(rows, dim=0),
+                           instruction_mask.to(device).repeat_interleave(rows, dim=0),
                            output_attentions=output_attentions)
-        tokens = self.projection(out.query_states)
-        return BridgeOutput(tokens=tokens.reshape(-1, tokens.shape[-1]), cross_attentions=out.cross_attentions)
+        media = self.projection(out.query_states).reshape(batch, -1, self.projection.out_features)
+        cross = out.cross_attentions
+        if cross is not None:
+            layers, queries = cross.shape[1:3]
+            cross = cross.reshape(batch, rows, layers, queries, passes // rows, -1)
+            cross = cross.permute(0, 1, 4, 2, 3, 5).reshape(batch, passes, layers, queries, -1)
+        return BridgeOutput(tokens=media, cross_attentions=cross)
+
+    def passes(self, tokens: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, P, N, W) encoder passes as this bridge consumes them: unchanged, or joined into one pass."""
+        if self.settings.joint_passes:
+            from core.encoders.positional import join_passes
+
+            return join_passes(tokens, mask)
+        return tokens, mask
 
 
 class XModalModel(nn.Module):
@@ -94,7 +117,10 @@ class XModalModel(nn.Module):
                      settings: GenerationSettings, output_attentions: bool = False) -> BridgeOutput:
         bridge = self.bridges[modality]
         ids, mask = self.tokenize_instruction(instruction)
-        out = bridge(encoded, ids, mask, projection=settings.projection, output_attentions=output_attentions)
+        batched = bridge(encoded.tokens[None], encoded.mask[None], ids, mask, projection=settings.projection,
+                         output_attentions=output_attentions)
+        out = BridgeOutput(tokens=batched.tokens[0], cross_attentions=None if batched.cross_attentions is None
+                           else batched.cross_attentions[0])
         if settings.cmaa and settings.projection == "qformer":
             if bridge.cmaa is None:
                 raise ValueError(f"CMAA is switched on but no CMAA weights are loaded for {modality}")

@@ -28,6 +28,9 @@ class QFormerSettings:
     vocab_size: int = 30522
     init_from_text_model: bool = True
     """Start embeddings, self-attention and FFNs from the text model (MiniLM); False gives a random init (tests)."""
+    joint_passes: bool = False
+    """One pass over all of an input's passes (video frames) at once, each pass's tokens marked by a fixed temporal
+    code, instead of the reference's one pass each: lets the queries compare frames (motion) themselves."""
 
     def to_dict(self) -> dict:
         return asdict(self)

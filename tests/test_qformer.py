@@ -71,3 +71,45 @@ def test_linear_baseline_pools_real_tokens_to_the_query_count():
     tokens_changed = tokens.clone()
     tokens_changed[1, 8:] = 100.0  # padding must not leak into the pooled tokens
     assert torch.allclose(baseline(tokens_changed, mask), out)
+
+
+def _frames(batch=2, passes=4, tokens=6, width=32):
+    torch.manual_seed(1)
+    return torch.randn(batch, passes, tokens, width), torch.ones(batch, passes, tokens, dtype=torch.bool)
+
+
+def test_separate_passes_give_queries_per_frame_and_frame_order_only_reorders_them():
+    bridge = ModalityBridge(QFormerSettings(encoder_width=32, num_query_tokens=4), llm_width=48).eval()
+    frames, mask = _frames()
+    ids, text_mask = _instruction([101, 2054, 102])
+    out = bridge(frames, mask, ids.expand(2, -1), text_mask.expand(2, -1), output_attentions=True)
+    assert out.tokens.shape == (2, 4 * 4, 48)
+    assert out.cross_attentions.shape == (2, 4, 2, 4, 6)
+    reversed_out = bridge(frames.flip(1), mask, ids.expand(2, -1), text_mask.expand(2, -1)).tokens
+    assert torch.allclose(reversed_out.reshape(2, 4, 4, 48).flip(1), out.tokens.reshape(2, 4, 4, 48), atol=1e-5)
+
+
+def test_joint_pass_sees_every_frame_in_order_and_splits_its_attention_by_frame():
+    bridge = ModalityBridge(QFormerSettings(encoder_width=32, num_query_tokens=4, joint_passes=True), 48).eval()
+    frames, mask = _frames()
+    ids, text_mask = _instruction([101, 2054, 102])
+    out = bridge(frames, mask, ids.expand(2, -1), text_mask.expand(2, -1), output_attentions=True)
+    assert out.tokens.shape == (2, 4, 48)  # one set of queries for the whole clip
+    assert out.cross_attentions.shape == (2, 4, 2, 4, 6)  # (batch, frames, layers, queries, tokens per frame)
+    assert torch.allclose(out.cross_attentions.sum(dim=(1, -1)), torch.ones(2, 2, 4), atol=1e-5)
+    reversed_out = bridge(frames.flip(1), mask, ids.expand(2, -1), text_mask.expand(2, -1)).tokens
+    assert (reversed_out - out.tokens).abs().max() > 1e-4  # the temporal code tells the frames apart
+    alone = bridge(frames[1:], mask[1:], ids, text_mask).tokens
+    assert torch.allclose(alone, out.tokens[1:], atol=1e-5)  # samples of a batch never mix
+
+
+def test_joined_frames_differ_by_their_temporal_code_only():
+    from core.encoders.positional import join_passes
+
+    still = torch.randn(1, 1, 6, 32).expand(1, 3, 6, 32)  # the same frame three times
+    joined, mask = join_passes(still, torch.ones(1, 3, 6, dtype=torch.bool))
+    assert joined.shape == (1, 1, 18, 32) and mask.shape == (1, 1, 18)
+    frames = joined.reshape(3, 6, 32)
+    code = frames - still[0]
+    assert torch.allclose(code[:, 0:1].expand(3, 6, 32), code, atol=1e-6)  # one code per frame, the same on all its tokens
+    assert not torch.allclose(code[0], code[1]) and not torch.allclose(code[1], code[2])

@@ -25,3 +25,16 @@ def sinusoid_2d(height: int, width_cells: int, channels: int) -> torch.Tensor:
     cols = torch.arange(width_cells).repeat(height)
     half = channels // 2
     return torch.cat([sinusoid_1d(rows, half), sinusoid_1d(cols, channels - half)], dim=1)
+
+
+TEMPORAL_SCALE = 0.5
+"""Amplitude of the temporal code, as the image encoder's position code."""
+
+
+def join_passes(tokens: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(..., P, N, W) tokens and (..., P, N) mask -> one pass (..., 1, P*N, W): each pass's tokens get a fixed
+    sinusoidal code of the pass index, so a single Q-Former pass knows which frame a token came from."""
+    *lead, passes, length, width = tokens.shape
+    code = sinusoid_1d(torch.arange(passes), width).to(tokens.device, tokens.dtype) * TEMPORAL_SCALE
+    joined = (tokens + code[:, None, :]).reshape(*lead, 1, passes * length, width)
+    return joined, mask.reshape(*lead, 1, passes * length)

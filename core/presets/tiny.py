@@ -5,6 +5,7 @@ Everything resolves from installed packages; the trained Q-Formers, baselines an
 """
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -14,6 +15,9 @@ log = logging.getLogger(__name__)
 
 CHECKPOINTS = Path(__file__).resolve().parents[2] / "assets" / "checkpoints" / "tiny"
 NUM_QUERY_TOKENS = 8
+JOINT_PASSES = {"video"}
+"""Modalities whose Q-Former sees all passes at once (QFormerSettings.joint_passes): with a 135M LLM, motion has to
+be read by the queries, which only a joint pass over the frames can do."""
 
 
 def build_tiny(preset: Preset):
@@ -43,9 +47,12 @@ def build_tiny(preset: Preset):
     widths = {"image": image.width, "video": image.width, "audio": audio.width, "points": points.width}
     bridges = {}
     for modality, width in widths.items():
-        settings = QFormerSettings(encoder_width=width, num_query_tokens=NUM_QUERY_TOKENS)
-        bridge = ModalityBridge(settings, llm.width)
         path = checkpoint_dir / f"{modality}.safetensors" if checkpoint_dir else None
+        settings = QFormerSettings(encoder_width=width, num_query_tokens=NUM_QUERY_TOKENS,
+                                   joint_passes=modality in JOINT_PASSES)
+        if path is not None and path.with_suffix(".json").is_file():
+            settings = QFormerSettings(**json.loads(path.with_suffix(".json").read_text())["qformer"])
+        bridge = ModalityBridge(settings, llm.width)
         if path is not None and path.is_file():
             trained = load_checkpoint(bridge, path).get("trained", {})
             bridge.baseline_trained = "linear" in trained  # one file holds both; the baseline may not be trained yet
