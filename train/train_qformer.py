@@ -24,7 +24,6 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from core.encoders.base import EncodedMedia
 from core.model import ModalityBridge
 from core.qformer import QFormerSettings
 
@@ -43,7 +42,9 @@ class TrainConfig:
     objective: str = "answer"
     """"answer": cross-entropy on the answer tokens through the frozen LLM (the paper's loss).
     "caption_embedding": a cheap warm start without the LLM: the media tokens regress the LLM's own input
-    embeddings of the caption's content words (see `caption_targets`), so the LLM reads them like text."""
+    embeddings of the caption's content words (see `caption_target_ids`), so the LLM reads them like text.
+    "answer_embedding": the same, conditioned on the question: the answer's words come first, then the caption's
+    (captioning examples keep the caption alone), so the Q-Former learns to pick what the question asks for."""
     init_from: Optional[str] = None
     """A bridge checkpoint to start from (e.g. the caption_embedding stage's export)."""
     export: Optional[str] = None
@@ -59,9 +60,15 @@ class TrainConfig:
     prefix_cues: bool = True
     prompt_style: str = "chat_template"
     num_query_tokens: int = 8
+    joint_passes: bool = False
+    """One Q-Former pass over all of a sample's passes (video frames); see QFormerSettings.joint_passes."""
     mixed_precision: str = "no"
     max_minutes: Optional[float] = None
     """Stop (after saving) once this much wall time has passed in this run; a rerun continues."""
+
+    def __post_init__(self) -> None:
+        if self.objective not in ("answer", *WORD_OBJECTIVES):
+            raise ValueError(f"objective must be answer, {' or '.join(WORD_OBJECTIVES)}, not {self.objective!r}")
 
     @classmethod
     def from_json(cls, path: Path, **overrides) -> "TrainConfig":
@@ -117,7 +124,8 @@ class BridgeTrainer:
         self.runner = PrefixCachedLLM(self.llm, template)
         self._suffix_cache: dict[str, torch.Tensor] = {}
         self.settings = settings or QFormerSettings(encoder_width=int(self.tokens.shape[-1]),
-                                                    num_query_tokens=config.num_query_tokens)
+                                                    num_query_tokens=config.num_query_tokens,
+                                                    joint_passes=config.joint_passes)
         bridge = ModalityBridge(self.settings, self.llm.width)
         trained = trained_prefixes(config.projection)
         for name, p in bridge.named_parameters():
@@ -131,8 +139,9 @@ class BridgeTrainer:
         optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(config.warmup_steps, config.steps))
         self.bridge, self.optimizer, self.scheduler = self.accelerator.prepare(bridge, optimizer, scheduler)
-        self.caption_vocabulary = caption_target_ids(
-            tokenizer, [row["caption"] for row in self.rows], config.num_query_tokens).unique()
+        self.word_vocabulary = caption_target_ids(
+            tokenizer, [row["caption"] for row in self.rows] + [e["answer"] for e in self.examples],
+            config.num_query_tokens).unique()
         self.step = 0
         self.out = Path(config.out)
         self.log_file = self.out / "train.log"
@@ -163,10 +172,10 @@ class BridgeTrainer:
 
     def loss(self, examples: list[dict]) -> torch.Tensor:
         media = self.media_tokens(examples)
-        if self.config.objective == "caption_embedding":
-            target_ids = caption_target_ids(self.llm.tokenizer, [self.rows[e["sample"]]["caption"] for e in examples],
-                                            media.shape[1]).to(media.device)
-            return caption_embedding_loss(self.llm, media, target_ids, self.caption_vocabulary)
+        if self.config.objective in WORD_OBJECTIVES:
+            texts = [word_target_text(e, self.rows[e["sample"]]["caption"], self.config.objective) for e in examples]
+            target_ids = caption_target_ids(self.llm.tokenizer, texts, media.shape[1]).to(media.device)
+            return caption_embedding_loss(self.llm, media, target_ids, self.word_vocabulary)
         return self.runner.answer_loss(media, [self._suffix(e["question"]) for e in examples],
                                        [self._answer_ids(e["answer"]) for e in examples])
 
@@ -267,17 +276,24 @@ class BridgeTrainer:
 
 def bridge_media_tokens(bridge: ModalityBridge, qformer_tokenizer, tokens: torch.Tensor, mask: torch.Tensor,
                         questions: list[str], projection: str, device: torch.device) -> torch.Tensor:
-    """Cached features (B, passes, T, W) -> LLM-width media tokens (B, passes * queries, width), one question each:
-    every pass of a sample (video frame, audio segment) sees that sample's question."""
-    tokens = tokens.float().to(device)
-    b, p = tokens.shape[:2]
+    """Cached features (B, passes, T, W) -> LLM-width media tokens (B, passes * queries, width), one question each."""
     instruction = qformer_tokenizer(questions, padding=True, truncation=True,
-                                    max_length=getattr(bridge, "module", bridge).settings.max_instruction_tokens, return_tensors="pt")
-    ids = instruction.input_ids.to(device).repeat_interleave(p, dim=0)
-    instruction_mask = instruction.attention_mask.to(device).repeat_interleave(p, dim=0)
-    encoded = EncodedMedia(tokens=tokens.flatten(0, 1), mask=mask.to(device).flatten(0, 1))
-    out = bridge(encoded, ids, instruction_mask, projection=projection)
-    return out.tokens.reshape(b, -1, out.tokens.shape[-1])
+                                    max_length=getattr(bridge, "module", bridge).settings.max_instruction_tokens,
+                                    return_tensors="pt")
+    out = bridge(tokens.float().to(device), mask.to(device), instruction.input_ids.to(device),
+                 instruction.attention_mask.to(device), projection=projection)
+    return out.tokens
+
+
+WORD_OBJECTIVES = ("caption_embedding", "answer_embedding")
+
+
+def word_target_text(example: dict, caption: str, objective: str) -> str:
+    """What the media tokens of a word-embedding warm start should read as: the caption, with the answer first
+    for a question (answer_embedding), since the LLM answers most readily from a context that states it."""
+    if objective == "answer_embedding" and example["task"] != "caption":
+        return f"{example['answer']} {caption}"
+    return caption
 
 
 FILLER_WORDS = frozenset({"a", "an", "the", "on", "at", "in", "and", "of", "with", "to"})
