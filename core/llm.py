@@ -187,3 +187,25 @@ def stream_generate(llm: LoadedLLM, inputs_embeds: torch.Tensor, attention_mask:
         stats["tokens"] = streamer.generated
     if errors:
         raise errors[0]
+
+
+def greedy_batch(llm: LoadedLLM, prompts: list[torch.Tensor], max_new_tokens: int, batch_size: int = 16) -> list[str]:
+    """Greedy answers for prompts given as embeddings (length_i, width) of different lengths, `batch_size` at a
+    time: left-padded with a mask, as decoder-only generation needs, so every row continues from its own end."""
+    tokenizer = llm.tokenizer
+    answers: list[str] = []
+    for start in range(0, len(prompts), batch_size):
+        rows = prompts[start:start + batch_size]
+        longest = max(r.shape[0] for r in rows)
+        embeds = rows[0].new_zeros(len(rows), longest, rows[0].shape[-1])
+        mask = torch.zeros(len(rows), longest, dtype=torch.long)
+        for i, row in enumerate(rows):
+            embeds[i, longest - row.shape[0]:] = row
+            mask[i, longest - row.shape[0]:] = 1
+        with torch.inference_mode():
+            ids = llm.model.generate(inputs_embeds=embeds.to(llm.device, llm.model.dtype),
+                                     attention_mask=mask.to(llm.device), max_new_tokens=max_new_tokens,
+                                     do_sample=False, temperature=None, top_p=None, top_k=None,
+                                     eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+        answers += [text.strip() for text in tokenizer.batch_decode(ids, skip_special_tokens=True)]
+    return answers

@@ -1,0 +1,154 @@
+"""DisCRn accuracy of a preset: both inputs fed jointly behind their prefix cues, the caption baseline, and chance.
+
+Methods (DESIGN section 6):
+- joint: each input goes through its own Q-Former (instructed with the question) and sits behind its prefix cue in
+  one LLM prompt, the paper's emergent cross-modal reasoning: no pair was ever seen in training;
+- captions: the baseline: each input is captioned by its own bridge alone, then the LLM answers from the two captions;
+- oracle_captions: the same with the data set's true captions, i.e. what this LLM makes of perfect captions;
+- chance: 0.5 (labels are balanced).
+The files may be ours (`python -m train.discrn`) or the reference's released ones (read by `train.discrn.read_discrn`).
+
+    python -m train.eval_discrn --pairs data/discrn/points_image.json [--limit 200] --out runs/eval/discrn_points_image.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Optional
+
+import torch
+from tqdm import tqdm
+
+from train.discrn import PROMPT_PREFIX, DisCRnPair, answer_choice, read_discrn, score
+
+METHODS = ("joint", "captions", "oracle_captions")
+ORDINALS = ("First", "Second")
+
+
+def joint_question(pair: DisCRnPair) -> str:
+    return f"{PROMPT_PREFIX} {pair.question}"
+
+
+def caption_question(pair: DisCRnPair, captions: list[str]) -> str:
+    """The caption baseline's text-only prompt: each input named by its position and kind, then the question."""
+    from core.optimizer import MEDIA_NAMES
+
+    described = "\n".join(f"{ORDINALS[i]} input ({MEDIA_NAMES[m]}): {c.strip()}"
+                          for i, (m, c) in enumerate(zip(pair.modalities, captions)))
+    return f"{PROMPT_PREFIX}\n{described}\nQuestion: {pair.question}"
+
+
+class DisCRnEvaluator:
+    """Answers DisCRn pairs with a loaded pipeline; every input is encoded once (the pipeline's cache)."""
+
+    def __init__(self, pipeline, max_new_tokens: int = 8, caption_tokens: int = 32) -> None:
+        from core.schema import GenerationSettings
+
+        self.pipeline = pipeline
+        self.model = pipeline.model
+        self.settings = GenerationSettings(decoding="greedy")
+        self.max_new_tokens = max_new_tokens
+        self.caption_tokens = caption_tokens
+        self._captions: dict[tuple[str, str], str] = {}
+
+    def _encoded(self, modality: str, path: Optional[str]):
+        if not path:
+            raise FileNotFoundError(f"a {modality} input has no file; pass media roots for the reference files")
+        return self.pipeline.encode_file(modality, path)[0]
+
+    def _prompt(self, question: str, media: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.model.build_input(question, media, [], prefix_cues=self.settings.prefix_cues).inputs_embeds[0]
+
+    def _answer(self, prompts: list[torch.Tensor], max_new_tokens: int) -> list[str]:
+        from core.llm import greedy_batch
+
+        return greedy_batch(self.model.llm, prompts, max_new_tokens)
+
+    def joint(self, pairs: list[DisCRnPair]) -> list[str]:
+        prompts = []
+        with torch.no_grad():
+            for pair in tqdm(pairs, desc="joint prompts", unit="pair"):
+                media = {m: self.model.media_tokens(m, self._encoded(m, path), pair.question, self.settings).tokens
+                         for m, path in zip(pair.modalities, pair.paths)}
+                prompts.append(self._prompt(joint_question(pair), media))
+        return self._answer(prompts, self.max_new_tokens)
+
+    def model_captions(self, pairs: list[DisCRnPair]) -> list[list[str]]:
+        """Each distinct input captioned once by its own bridge with the modality's first captioning prompt."""
+        from train.templates import caption_prompt
+
+        todo = sorted({(m, p) for pair in pairs for m, p in zip(pair.modalities, pair.paths)} - set(self._captions))
+        prompts = []
+        with torch.no_grad():
+            for modality, path in tqdm(todo, desc="caption prompts", unit="input"):
+                instruction = caption_prompt(modality)
+                tokens = self.model.media_tokens(modality, self._encoded(modality, path), instruction,
+                                                 self.settings).tokens
+                prompts.append(self._prompt(instruction, {modality: tokens}))
+        self._captions.update(zip(todo, self._answer(prompts, self.caption_tokens)))
+        return [[self._captions[(m, p)] for m, p in zip(pair.modalities, pair.paths)] for pair in pairs]
+
+    def from_captions(self, pairs: list[DisCRnPair], captions: list[list[str]]) -> list[str]:
+        prompts = [self._prompt(caption_question(pair, c), {}) for pair, c in zip(pairs, captions)]
+        return self._answer(prompts, self.max_new_tokens)
+
+    def run(self, pairs: list[DisCRnPair], methods: tuple[str, ...] = METHODS) -> dict:
+        result: dict = {"pairs": len(pairs), "methods": {}}
+        answers: dict[str, list[str]] = {}
+        for method in methods:
+            started = time.perf_counter()
+            if method == "joint":
+                answers[method] = self.joint(pairs)
+            elif method == "captions":
+                captions = self.model_captions(pairs)
+                answers[method] = self.from_captions(pairs, captions)
+                result["model_captions"] = [{"sample_ids": p.sample_ids, "captions": c}
+                                            for p, c in list(zip(pairs, captions))[:10]]
+            elif method == "oracle_captions":
+                answers[method] = self.from_captions(pairs, [p.captions for p in pairs])
+            else:
+                raise ValueError(f"unknown method {method!r}; expected some of {METHODS}")
+            summary = score(pairs, answers[method])
+            summary["seconds"] = round(time.perf_counter() - started, 1)
+            summary["by_question_type"] = by_question_type(pairs, answers[method])
+            summary["first_share"] = round(sum(answer_choice(a, p.modalities) == 0
+                                               for p, a in zip(pairs, answers[method])) / max(len(pairs), 1), 4)
+            result["methods"][method] = summary
+        result["methods"]["chance"] = {"accuracy": 0.5}
+        result["samples"] = [{"question": p.question, "label": p.label, "captions": p.captions,
+                              **{m: answers[m][i] for m in answers}}
+                             for i, p in list(enumerate(pairs))[:: max(1, len(pairs) // 20)]]
+        return result
+
+
+def by_question_type(pairs: list[DisCRnPair], answers: list[str]) -> dict[str, float]:
+    grouped: dict[str, list[bool]] = {}
+    for pair, answer in zip(pairs, answers):
+        grouped.setdefault(pair.question_type or "?", []).append(answer_choice(answer, pair.modalities) == pair.label)
+    return {name: round(sum(v) / len(v), 4) for name, v in sorted(grouped.items())}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--pairs", type=Path, required=True, help="a DisCRn json file (ours or the reference's)")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--limit", type=int, help="evaluate the first N pairs only")
+    parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {METHODS}")
+    parser.add_argument("--preset", default="tiny")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    from core.pipeline import Pipeline
+
+    pairs = read_discrn(str(args.pairs))[: args.limit]
+    evaluator = DisCRnEvaluator(Pipeline.from_preset(args.preset))
+    result = {"file": str(args.pairs), **evaluator.run(pairs, tuple(args.methods.split(",")))}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in result.items() if k not in ("samples", "model_captions")}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
