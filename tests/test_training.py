@@ -135,3 +135,31 @@ def test_caption_targets_are_the_content_words_padded_with_a_full_stop_and_exact
     shuffled = exact[:, torch.randperm(6, generator=torch.Generator().manual_seed(0))]
     vocabulary = ids.unique()
     assert caption_embedding_loss(llm, exact, ids, vocabulary) < caption_embedding_loss(llm, shuffled, ids, vocabulary)
+
+
+def test_answer_embedding_targets_put_the_answer_first_and_keep_captions_alone():
+    from train.train_qformer import word_target_text
+
+    question = {"task": "colour", "answer": "red", "question": "What color is the cube?"}
+    caption_task = {"task": "caption", "answer": "a red cube", "question": "Describe the image."}
+    assert word_target_text(question, "a red cube and a blue sphere", "answer_embedding") == \
+        "red a red cube and a blue sphere"
+    assert word_target_text(question, "a red cube", "caption_embedding") == "a red cube"
+    assert word_target_text(caption_task, "a red cube", "answer_embedding") == "a red cube"
+
+
+def test_answer_embedding_warm_start_lowers_its_loss_without_the_llm_forward(tmp_path, llm, qformer_tokenizer):
+    features, instructions = _synthetic_set(tmp_path)
+    with open(instructions, "a") as f:  # an answer word that no caption holds must still be a target class
+        f.write(json.dumps({"sample": 0, "question": "How many beeps?", "answer": "four", "task": "events"}) + "\n")
+    config = _config(tmp_path, features, instructions, objective="answer_embedding", steps=6, batch_size=6, lr=3e-3)
+    trainer = BridgeTrainer(config, llm=llm, qformer_tokenizer=qformer_tokenizer, settings=_settings())
+    four = trainer.llm.tokenizer(" four", add_special_tokens=False).input_ids
+    assert set(four) <= set(trainer.word_vocabulary.tolist())
+    losses = trainer.train()
+    assert losses[-1] < losses[0]
+
+
+def test_an_unknown_objective_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="objective must be"):
+        _config(tmp_path, "f", "i", objective="captions")

@@ -63,6 +63,9 @@ class TrainConfig:
     joint_passes: bool = False
     """One Q-Former pass over all of a sample's passes (video frames); see QFormerSettings.joint_passes."""
     mixed_precision: str = "no"
+    snapshot_steps: tuple[int, ...] = ()
+    """Steps whose bridge is also kept as `<out>/step_<n>.safetensors` (for learning curves and ablations at an
+    equal budget)."""
     max_minutes: Optional[float] = None
     """Stop (after saving) once this much wall time has passed in this run; a rerun continues."""
 
@@ -262,6 +265,8 @@ class BridgeTrainer:
             if self.step % c.checkpoint_every == 0 or self.step == c.steps or out_of_time:
                 self.save_state()
                 last = self.step
+            if self.step in c.snapshot_steps and self.accelerator.is_main_process:
+                self.export(self.out / f"step_{self.step}.safetensors")
             if out_of_time:
                 self._log(f"stopping after {minutes:.1f} min (max_minutes); rerun the command to continue")
                 break
