@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from core.checkpoints import load_checkpoint
+from core.media import file_digest
 
 
 class CrossModalAlignmentAttention(nn.Module):
@@ -47,12 +48,31 @@ class CrossModalAlignmentAttention(nn.Module):
         return fused, weights
 
 
-def load_cmaa(path: Path, width: int) -> CrossModalAlignmentAttention:
-    """A CMAA module with the trained layers from `path` (its JSON config gives the hidden size)."""
+def instruction_embeddings(llm, instructions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """CMAA's keys and values: the instructions' tokens in the LLM's own embedding table, right-padded (B, L, W),
+    and the mask of real tokens (B, L)."""
+    tokenizer = llm.tokenizer
+    ids = [tokenizer(text, add_special_tokens=False).input_ids for text in instructions]
+    longest = max(len(seq) for seq in ids)
+    padded = torch.full((len(ids), longest), tokenizer.pad_token_id, dtype=torch.long)
+    mask = torch.zeros(len(ids), longest, dtype=torch.bool)
+    for row, seq in enumerate(ids):
+        padded[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+        mask[row, : len(seq)] = True
+    with torch.no_grad():
+        return llm.embed(padded).float(), mask.to(llm.device)
+
+
+def load_cmaa(path: Path, width: int, bridge_file: Optional[Path] = None) -> CrossModalAlignmentAttention:
+    """A CMAA module with the trained layers from `path` (its JSON config gives the hidden size). With
+    `bridge_file`, a CMAA whose config records another bridge (by sha256) is refused: it learned that bridge's tokens."""
     config_path = Path(path).with_suffix(".json")
     config = json.loads(config_path.read_text()) if config_path.is_file() else {}
     if config.get("width", width) != width:
         raise ValueError(f"{Path(path).name} was trained for LLM width {config['width']}, this LLM has {width}")
+    if bridge_file is not None and config.get("bridge_sha256") not in (None, file_digest(bridge_file)):
+        raise ValueError(f"{Path(path).name} was trained on another {Path(bridge_file).name} (sha256 differs); "
+                         "retrain it on this bridge")
     module = CrossModalAlignmentAttention(width, config.get("hidden"))
     load_checkpoint(module, path)
     return module.eval()

@@ -44,12 +44,13 @@ class ModalityBridge(nn.Module):
         """False for bridges imported from the reference, which has no linear baseline."""
 
     def forward(self, tokens: torch.Tensor, mask: torch.Tensor, instruction_ids: torch.Tensor,
-                instruction_mask: torch.Tensor, projection: str = "qformer",
-                output_attentions: bool = False) -> BridgeOutput:
+                instruction_mask: torch.Tensor, projection: str = "qformer", output_attentions: bool = False,
+                cmaa_text: Optional[tuple[torch.Tensor, torch.Tensor]] = None) -> BridgeOutput:
         """Inputs (B, P, N, W) with mask (B, P, N), one instruction each (B, L) -> tokens (B, P * queries, width);
         every pass of an input (video frame, audio segment) sees that input's instruction. Cross-attention comes
         back as (B, P, layers, queries, N) per encoder pass: a joint pass's weights are split by frame, so every
-        view draws frames alike."""
+        view draws frames alike. `cmaa_text` (the instructions' LLM embeddings and mask, see
+        `core.cmaa.instruction_embeddings`) switches CMAA on for the Q-Former path."""
         batch, passes = tokens.shape[:2]
         tokens, mask = self.passes(tokens, mask)
         rows = tokens.shape[1]
@@ -71,7 +72,12 @@ class ModalityBridge(nn.Module):
             layers, queries = cross.shape[1:3]
             cross = cross.reshape(batch, rows, layers, queries, passes // rows, -1)
             cross = cross.permute(0, 1, 4, 2, 3, 5).reshape(batch, passes, layers, queries, -1)
-        return BridgeOutput(tokens=media, cross_attentions=cross)
+        out = BridgeOutput(tokens=media, cross_attentions=cross)
+        if cmaa_text is not None:
+            if self.cmaa is None:
+                raise ValueError("CMAA is switched on but no CMAA weights are loaded for this modality")
+            out.tokens, out.cmaa_weights = self.cmaa(media, *cmaa_text)
+        return out
 
     def passes(self, tokens: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, P, N, W) encoder passes as this bridge consumes them: unchanged, or joined into one pass."""
@@ -108,25 +114,25 @@ class XModalModel(nn.Module):
         batch = self.qformer_tokenizer(instruction, truncation=True, max_length=max_len, return_tensors="pt")
         return batch.input_ids, batch.attention_mask
 
-    def instruction_embeddings(self, instruction: str) -> tuple[torch.Tensor, list[str]]:
-        """The instruction in the LLM's own embedding space (CMAA's keys and values) and its token strings."""
-        ids = self.llm.tokenizer(instruction, add_special_tokens=False, return_tensors="pt").input_ids[0]
-        return self.llm.embed(ids).float(), self.llm.tokenizer.convert_ids_to_tokens(ids.tolist())
+    def instruction_tokens(self, instruction: str) -> list[str]:
+        """The LLM's token strings of an instruction (the columns of a CMAA attention map)."""
+        ids = self.llm.tokenizer(instruction, add_special_tokens=False).input_ids
+        return self.llm.tokenizer.convert_ids_to_tokens(ids)
 
     def media_tokens(self, modality: str, encoded: EncodedMedia, instruction: str,
                      settings: GenerationSettings, output_attentions: bool = False) -> BridgeOutput:
+        from core.cmaa import instruction_embeddings
+
         bridge = self.bridges[modality]
         ids, mask = self.tokenize_instruction(instruction)
+        use_cmaa = settings.cmaa and settings.projection == "qformer"
+        if use_cmaa and bridge.cmaa is None:
+            raise ValueError(f"CMAA is switched on but no CMAA weights are loaded for {modality}")
         batched = bridge(encoded.tokens[None], encoded.mask[None], ids, mask, projection=settings.projection,
-                         output_attentions=output_attentions)
-        out = BridgeOutput(tokens=batched.tokens[0], cross_attentions=None if batched.cross_attentions is None
-                           else batched.cross_attentions[0])
-        if settings.cmaa and settings.projection == "qformer":
-            if bridge.cmaa is None:
-                raise ValueError(f"CMAA is switched on but no CMAA weights are loaded for {modality}")
-            text, _ = self.instruction_embeddings(instruction)
-            out.tokens, out.cmaa_weights = bridge.cmaa(out.tokens, text)
-        return out
+                         output_attentions=output_attentions,
+                         cmaa_text=instruction_embeddings(self.llm, [instruction]) if use_cmaa else None)
+        return BridgeOutput(*(None if t is None else t[0] for t in
+                              (batched.tokens, batched.cross_attentions, batched.cmaa_weights)))
 
     def build_input(self, question: str, media_tokens: dict[str, torch.Tensor], history: list[tuple[str, str]],
                     prefix_cues: bool = True) -> AssembledInput:

@@ -117,7 +117,7 @@ class Pipeline:
             attention={m: _attention_record(m, encoded[m], o.cross_attentions)
                        for m, o in outputs.items() if o.cross_attentions is not None},
             cmaa_attention={m: CmaaAttention(weights=o.cmaa_weights.detach().float().cpu().numpy(),
-                                             instruction_tokens=self.model.instruction_embeddings(instruction)[1])
+                                             instruction_tokens=self.model.instruction_tokens(instruction))
                             for m, o in outputs.items() if o.cmaa_weights is not None},
             optimizer=trace,
         )

@@ -1,5 +1,7 @@
 """Cross-Modal Alignment Attention: starts as the identity, changes the media tokens once trained, follows the
 instruction, ignores padding, and round-trips through a checkpoint into the preset."""
+import hashlib
+
 import pytest
 import torch
 
@@ -98,36 +100,65 @@ def test_preset_loads_cmaa_and_it_changes_the_media_tokens(tmp_path):
 
 
 def test_training_moves_only_cmaa_and_lowers_the_loss(tiny_pipeline, tmp_path):
-    """A few steps on four fixed examples (every batch holds all four): the loss falls, the bridge stays put."""
+    """A few steps on four fixed examples (every batch holds all four): the loss falls, the bridge stays put, and
+    the export is the CMAA alone, tied to its bridge by sha256."""
     import json
 
     from safetensors.torch import save_file
 
     from core.model import ModalityBridge
     from core.qformer import QFormerSettings
-    from train.train_cmaa import FrozenBridgeWithCmaa, train
+    from train.train_qformer import BridgeTrainer, TrainConfig
 
     torch.manual_seed(0)
     settings = QFormerSettings(encoder_width=32, num_query_tokens=4)
-    save_checkpoint(ModalityBridge(settings, 576), tmp_path / "bridge.safetensors", {"qformer": settings.to_dict()})
+    bridge_path = tmp_path / "bridge.safetensors"
+    save_checkpoint(ModalityBridge(settings, 576), bridge_path, {"qformer": settings.to_dict()})
     features = tmp_path / "image.safetensors"
     save_file({"tokens": torch.randn(4, 1, 6, 32).half(), "mask": torch.ones(4, 1, 6, dtype=torch.bool)},
               str(features))
-    features.with_suffix(".jsonl").write_text("{}\n" * 4)
+    features.with_suffix(".jsonl").write_text("".join(json.dumps({"caption": "a shape"}) + "\n" for _ in range(4)))
     instructions = tmp_path / "instructions.jsonl"
     instructions.write_text("".join(json.dumps({"sample": i, "question": f"What colour is shape {i}?",
                                                 "answer": colour, "task": "colour", "accepted": [colour]}) + "\n"
                                     for i, colour in enumerate(["red", "blue", "green", "red"])))
-    model = FrozenBridgeWithCmaa("image", tmp_path / "bridge.safetensors", llm=tiny_pipeline.model.llm,
-                                 qformer_tokenizer=tiny_pipeline.model.qformer_tokenizer)
-    before = {k: v.clone() for k, v in model.bridge.state_dict().items()}
+    config = TrainConfig(modality="image", features=str(features), instructions=str(instructions),
+                         out=str(tmp_path / "run"), cmaa=True, init_from=str(bridge_path), steps=4, batch_size=4,
+                         lr=3e-3, warmup_steps=1, checkpoint_every=10, export=str(tmp_path / "image_cmaa.safetensors"))
+    trainer = BridgeTrainer(config, llm=tiny_pipeline.model.llm, qformer_tokenizer=tiny_pipeline.model.qformer_tokenizer,
+                            settings=settings)
+    bridge = trainer.accelerator.unwrap_model(trainer.bridge)
+    before = {k: v.clone() for k, v in bridge.state_dict().items() if not k.startswith("cmaa.")}
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # batched backward on 2 busy shared cores spends most of its time in thread barriers
     try:
-        losses = train(model, features, instructions, steps=4, batch_size=4, lr=3e-3, seed=0)
+        losses = trainer.train()
     finally:
         torch.set_num_threads(threads)
     assert losses[-1] < losses[0]
-    assert all(torch.equal(v, model.bridge.state_dict()[k]) for k, v in before.items())
-    assert model.cmaa.out.weight.abs().sum() > 0
-    assert all(p.grad is None or not p.requires_grad for p in model.llm.model.parameters())
+    assert all(torch.equal(v, bridge.state_dict()[k]) for k, v in before.items())
+    assert bridge.cmaa.out.weight.abs().sum() > 0
+    assert all(p.grad is None or not p.requires_grad for p in tiny_pipeline.model.llm.model.parameters())
+    stored = json.loads((tmp_path / "image_cmaa.json").read_text())
+    assert stored["bridge_sha256"] == hashlib.sha256(bridge_path.read_bytes()).hexdigest() and stored["steps"] == 4
+    loaded = load_cmaa(tmp_path / "image_cmaa.safetensors", 576)
+    assert torch.allclose(loaded.out.weight, bridge.cmaa.out.weight.half().float())
+
+
+def test_cmaa_config_needs_a_trained_qformer_to_sit_on(tmp_path):
+    from train.train_qformer import TrainConfig
+
+    with pytest.raises(ValueError, match="init_from"):
+        TrainConfig(modality="image", features="f", instructions="i", out="o", cmaa=True)
+
+
+def test_a_cmaa_trained_on_another_bridge_is_refused(tmp_path):
+    cmaa = trained_like()
+    bridge = tmp_path / "image.safetensors"
+    bridge.write_bytes(b"the bridge it was trained on")
+    path = tmp_path / "image_cmaa.safetensors"
+    save_checkpoint(cmaa, path, {**cmaa.config(), "bridge_sha256": hashlib.sha256(bridge.read_bytes()).hexdigest()})
+    assert load_cmaa(path, WIDTH, bridge_file=bridge) is not None
+    bridge.write_bytes(b"a retrained bridge")
+    with pytest.raises(ValueError, match="another image.safetensors"):
+        load_cmaa(path, WIDTH, bridge_file=bridge)

@@ -6,7 +6,8 @@ no articles) appears in it as whole words. CIDEr-D uses pycocoevalcap's scorer o
 captions. Results go to a JSON file; train/RESULTS.md quotes them with the command that made them.
 
     python -m train.evaluate --modality image --checkpoint assets/checkpoints/tiny/image.safetensors \
-        [--projection linear] [--no-prefix-cues] [--per-property 50] --out runs/eval/image_qformer.json
+        [--projection linear] [--cmaa assets/checkpoints/tiny/image_cmaa.safetensors] [--no-prefix-cues] \
+        [--per-property 50] --out runs/eval/image_qformer.json
 """
 from __future__ import annotations
 
@@ -57,7 +58,7 @@ def cider(predictions: dict[int, str], references: dict[int, list[str]]) -> floa
 
 def evaluate(modality: str, checkpoint: Path, features: Path, instructions: Path, projection: str = "qformer",
              prefix_cues: bool = True, per_property: int | None = 50, batch_size: int = 32, seed: int = 0,
-             tasks: list[str] | None = None, llm=None, qformer_tokenizer=None) -> dict:
+             tasks: list[str] | None = None, llm=None, qformer_tokenizer=None, cmaa: Path | None = None) -> dict:
     from core.checkpoints import load_checkpoint
     from core.model import ModalityBridge
     from core.qformer import QFormerSettings
@@ -75,6 +76,10 @@ def evaluate(modality: str, checkpoint: Path, features: Path, instructions: Path
     settings = QFormerSettings(**stored["qformer"])
     bridge = ModalityBridge(settings, llm.width)
     load_checkpoint(bridge, checkpoint)
+    if cmaa is not None:
+        from core.cmaa import load_cmaa
+
+        bridge.cmaa = load_cmaa(cmaa, llm.width)
     bridge.eval()
     runner = PrefixCachedLLM(llm, PromptTemplate.for_modality(llm.tokenizer, modality, prefix_cues, "chat_template"))
     predictions: list[str] = []
@@ -83,7 +88,8 @@ def evaluate(modality: str, checkpoint: Path, features: Path, instructions: Path
         samples = torch.tensor([e["sample"] for e in batch])
         with torch.no_grad():
             media = bridge_media_tokens(bridge, qformer_tokenizer, tokens[samples], mask[samples],
-                                        [e["question"] for e in batch], projection, llm.device)
+                                        [e["question"] for e in batch], projection, llm.device,
+                                        cmaa_llm=llm if cmaa is not None else None)
         suffixes = [runner.template.suffix_ids(llm.tokenizer, e["question"]) for e in batch]
         longest = 32 if any(e["task"] == "caption" for e in batch) else 8
         predictions += runner.greedy_answers(media, suffixes, max_new_tokens=longest)
@@ -101,7 +107,8 @@ def evaluate(modality: str, checkpoint: Path, features: Path, instructions: Path
     for task in per_task.values():
         task["accuracy"] = round(task["right"] / task["total"], 4)
     result = {"modality": modality, "projection": projection, "prefix_cues": prefix_cues,
-              "checkpoint": str(checkpoint), "features": str(features), "questions": len(examples),
+              "checkpoint": str(checkpoint), "cmaa": str(cmaa) if cmaa is not None else None,
+              "features": str(features), "questions": len(examples),
               "qa": per_task, "seconds": round(time.perf_counter() - started, 1),
               "samples": [{"question": e["question"], "prediction": p, "accepted": e["accepted"]}
                           for e, p in list(zip(examples, predictions))[:: max(1, len(examples) // 20)]]}
@@ -118,6 +125,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--features", type=Path, help="default: data/features/<split>/<modality>.safetensors")
     parser.add_argument("--instructions", type=Path, help="default: data/instructions/<split>/<modality>.jsonl")
     parser.add_argument("--projection", default="qformer", choices=["qformer", "linear"])
+    parser.add_argument("--cmaa", type=Path, help="a CMAA checkpoint to switch on over the Q-Former tokens")
     parser.add_argument("--no-prefix-cues", action="store_true")
     parser.add_argument("--per-property", type=int, default=50, help="questions per property (0: all)")
     parser.add_argument("--tasks", help="comma-separated subset of the properties (and caption) to ask about")
@@ -129,7 +137,7 @@ def main(argv: list[str] | None = None) -> None:
     instructions = args.instructions or Path(f"data/instructions/{args.split}/{args.modality}.jsonl")
     result = evaluate(args.modality, args.checkpoint, features, instructions, args.projection,
                       not args.no_prefix_cues, args.per_property or None,
-                      tasks=args.tasks.split(",") if args.tasks else None)
+                      tasks=args.tasks.split(",") if args.tasks else None, cmaa=args.cmaa)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k != "samples"}, indent=2))

@@ -1,4 +1,5 @@
-"""Train one modality's bridge (its Q-Former + projection, or the linear-projection baseline) on cached features.
+"""Train one modality's bridge (its Q-Former + projection, the linear-projection baseline, or a CMAA on top of a
+trained Q-Former) on cached features.
 
 Encoders and LLM stay frozen; the loss is on answer tokens only; captioning and QA examples are mixed as the
 instruction file mixes them. `accelerate launch` scales the same script to many GPUs (each process takes its own
@@ -49,6 +50,11 @@ class TrainConfig:
     """A bridge checkpoint to start from (e.g. the caption_embedding stage's export)."""
     export: Optional[str] = None
     """Where the finished bridge goes (merged with what that file already holds for the other projection)."""
+    cmaa: bool = False
+    """Train only a new Cross-Modal Alignment Attention (VisLingInstruct) on the frozen `init_from` bridge's
+    Q-Former tokens; the export is then the CMAA file alone (`<modality>_cmaa.safetensors`)."""
+    cmaa_hidden: Optional[int] = None
+    """CMAA's hidden width (default: the LLM width)."""
     steps: int = 200
     batch_size: int = 16
     grad_accum: int = 1
@@ -72,6 +78,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.objective not in ("answer", *WORD_OBJECTIVES):
             raise ValueError(f"objective must be answer, {' or '.join(WORD_OBJECTIVES)}, not {self.objective!r}")
+        if self.cmaa and (self.projection != "qformer" or not self.init_from or self.objective != "answer"):
+            raise ValueError("CMAA trains with the answer loss on a trained Q-Former: set projection qformer, "
+                             "objective answer and init_from the bridge checkpoint")
 
     @classmethod
     def from_json(cls, path: Path, **overrides) -> "TrainConfig":
@@ -130,7 +139,11 @@ class BridgeTrainer:
                                                     num_query_tokens=config.num_query_tokens,
                                                     joint_passes=config.joint_passes)
         bridge = ModalityBridge(self.settings, self.llm.width)
-        trained = trained_prefixes(config.projection)
+        if config.cmaa:
+            from core.cmaa import CrossModalAlignmentAttention
+
+            bridge.cmaa = CrossModalAlignmentAttention(self.llm.width, config.cmaa_hidden)
+        trained = trained_prefixes(config.projection, config.cmaa)
         for name, p in bridge.named_parameters():
             if not name.startswith(trained):
                 p.requires_grad_(False)
@@ -171,7 +184,8 @@ class BridgeTrainer:
         """(B, passes * queries, llm width) for the examples' samples, each conditioned on its own question."""
         samples = torch.tensor([e["sample"] for e in examples])
         return bridge_media_tokens(self.bridge, self.qformer_tokenizer, self.tokens[samples], self.mask[samples],
-                                   [e["question"] for e in examples], self.config.projection, self.accelerator.device)
+                                   [e["question"] for e in examples], self.config.projection, self.accelerator.device,
+                                   cmaa_llm=self.llm if self.config.cmaa else None)
 
     def loss(self, examples: list[dict]) -> torch.Tensor:
         media = self.media_tokens(examples)
@@ -188,7 +202,7 @@ class BridgeTrainer:
         self.accelerator.save_state(str(state))
         if self.accelerator.is_main_process:
             (state / "progress.json").write_text(json.dumps({"step": self.step, "config": asdict(self.config)}))
-            self.export(self.out / f"{self.config.modality}_{self.config.projection}.safetensors")
+            self.export(self.out / f"{self.config.modality}_{self.part}.safetensors")
 
     def try_resume(self) -> bool:
         state = self.out / "state"
@@ -199,16 +213,31 @@ class BridgeTrainer:
         self._log(f"resumed at step {self.step} from {state}")
         return True
 
+    @property
+    def part(self) -> str:
+        """What this run trains: "qformer", "linear" or "cmaa"."""
+        return "cmaa" if self.config.cmaa else self.config.projection
+
     def export(self, path: Path, merge_with: Optional[Path] = None) -> None:
         """Write the bridge's trained parameters (fp16 safetensors + json); keep the other projection's weights
-        from `merge_with` when that file exists, so Q-Former and baseline trainings fill one file."""
+        from `merge_with` when that file exists, so Q-Former and baseline trainings fill one file. A CMAA run
+        writes the CMAA alone, with the sha256 of the bridge it was trained on."""
         from core.checkpoints import load_checkpoint, save_checkpoint
+
+        trained = self.accelerator.unwrap_model(self.bridge)
+        if self.config.cmaa:
+            from core.media import file_digest
+
+            save_checkpoint(trained.cmaa, path, {
+                **trained.cmaa.config(), "modality": self.config.modality, "bridge": self.config.init_from,
+                "bridge_sha256": file_digest(self.config.init_from), "steps": self.step,
+                "config": asdict(self.config)})
+            return
 
         with torch.random.fork_rng(devices=[]):  # a fresh bridge's random init must not shift the training RNG
             bridge = ModalityBridge(self.settings, self.llm.width)
         if merge_with is not None and Path(merge_with).is_file():
             load_checkpoint(bridge, merge_with)
-        trained = self.accelerator.unwrap_model(self.bridge)
         prefixes = trained_prefixes(self.config.projection)
         with torch.no_grad():
             current = dict(trained.named_parameters())
@@ -232,11 +261,12 @@ class BridgeTrainer:
     def train(self, stop_after: Optional[int] = None) -> list[float]:
         """Run to `config.steps` (or `stop_after` steps in this call); returns this call's per-step losses."""
         c = self.config
-        self.bridge.train()
+        # a CMAA run keeps the frozen bridge as inference sees it (no dropout); CMAA itself has none
+        self.bridge.train(not c.cmaa)
         losses: list[float] = []
         started = time.perf_counter()
         last = self.step
-        bar = tqdm(total=c.steps, initial=self.step, desc=f"{c.modality}/{c.projection}", unit="step",
+        bar = tqdm(total=c.steps, initial=self.step, desc=f"{c.modality}/{self.part}", unit="step",
                    disable=not self.accelerator.is_main_process)
         while self.step < c.steps and (stop_after is None or len(losses) < stop_after):
             tick = time.perf_counter()
@@ -280,13 +310,17 @@ class BridgeTrainer:
 
 
 def bridge_media_tokens(bridge: ModalityBridge, qformer_tokenizer, tokens: torch.Tensor, mask: torch.Tensor,
-                        questions: list[str], projection: str, device: torch.device) -> torch.Tensor:
-    """Cached features (B, passes, T, W) -> LLM-width media tokens (B, passes * queries, width), one question each."""
+                        questions: list[str], projection: str, device: torch.device, cmaa_llm=None) -> torch.Tensor:
+    """Cached features (B, passes, T, W) -> LLM-width media tokens (B, passes * queries, width), one question each;
+    with `cmaa_llm` (the LLM whose embeddings of the questions CMAA attends to), through the bridge's CMAA too."""
+    from core.cmaa import instruction_embeddings
+
     instruction = qformer_tokenizer(questions, padding=True, truncation=True,
                                     max_length=getattr(bridge, "module", bridge).settings.max_instruction_tokens,
                                     return_tensors="pt")
     out = bridge(tokens.float().to(device), mask.to(device), instruction.input_ids.to(device),
-                 instruction.attention_mask.to(device), projection=projection)
+                 instruction.attention_mask.to(device), projection=projection,
+                 cmaa_text=instruction_embeddings(cmaa_llm, questions) if cmaa_llm is not None else None)
     return out.tokens
 
 
@@ -329,8 +363,11 @@ def caption_embedding_loss(llm, media: torch.Tensor, target_ids: torch.Tensor, v
     return classify + (media - target).pow(2).mean() / target.var()
 
 
-def trained_prefixes(projection: str) -> tuple[str, ...]:
-    """Parameter-name prefixes of the bridge that a run trains: the baseline, or the Q-Former with its projection."""
+def trained_prefixes(projection: str, cmaa: bool = False) -> tuple[str, ...]:
+    """Parameter-name prefixes of the bridge that a run trains: the baseline, the Q-Former with its projection, or
+    CMAA alone."""
+    if cmaa:
+        return ("cmaa.",)
     if projection == "linear":
         return ("linear_baseline.",)
     if projection == "qformer":

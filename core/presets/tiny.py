@@ -60,7 +60,10 @@ def build_tiny(preset: Preset):
             log.warning("no trained %s bridge at %s: its Q-Former is untrained", modality, path)
         cmaa_path = checkpoint_dir / f"{modality}_cmaa.safetensors" if checkpoint_dir else None
         if cmaa_path is not None and cmaa_path.is_file():
-            bridge.cmaa = load_cmaa(cmaa_path, llm.width)
+            try:
+                bridge.cmaa = load_cmaa(cmaa_path, llm.width, bridge_file=path if path and path.is_file() else None)
+            except ValueError as error:
+                log.warning("CMAA for %s left off: %s", modality, error)
         bridges[modality] = bridge.eval()
     encoders = {
         "image": lambda im: image.encode_images([im]),
