@@ -6,9 +6,10 @@ makes per-group tokens that a Q-Former can aggregate. Colours are drawn independ
 so shape features cannot lean on colour; the evaluation also re-scores shapes with the colour channels permuted,
 to measure that. Clouds are loaded exactly as the app loads them (unit sphere, farthest-point sampling) and
 grouped once; training augments by turning the whole scene about the vertical axis and scaling it slightly.
+Every epoch ends with a saved state (`<out>/state.pt`); rerunning the same command resumes after the last one.
 
     python -m train.pretrain_points --data data/world --out runs/points_encoder \
-        --export assets/checkpoints/tiny/points_encoder.safetensors --epochs 16
+        --export assets/checkpoints/tiny/points_encoder.safetensors --epochs 16 [--train-clouds 1500]
 """
 from __future__ import annotations
 
@@ -132,17 +133,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--train-clouds", type=int, help="use the first N training scenes (default: all)")
+    parser.add_argument("--max-minutes", type=float, help="stop after the epoch that passes this; a rerun continues")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     encoder, head = PointGroupEncoder(), PretrainHead(PointGroupEncoder().width)
-    cache = args.out / "grouped.pt"
+    cache = args.out / f"grouped-{args.train_clouds or 'all'}.pt"
     if cache.is_file():
         splits = torch.load(cache, weights_only=False)
     else:
-        splits = {s: prepare_split(args.data, s, encoder) for s in ("train", "test")}
+        splits = {"train": prepare_split(args.data, "train", encoder, args.train_clouds),
+                  "test": prepare_split(args.data, "test", encoder)}
         torch.save(splits, cache)
     train = splits["train"]
     steps_per_epoch = math.ceil(len(train["grouped"]) / args.batch_size)
@@ -150,9 +154,18 @@ def main(argv: list[str] | None = None) -> None:
     optimizer = torch.optim.AdamW(parameters, lr=args.lr, weight_decay=0.01)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, args.lr, total_steps=args.epochs * steps_per_epoch)
     generator = torch.Generator().manual_seed(args.seed)
+    state_path = args.out / "state.pt"
+    first_epoch, minutes_before = 0, 0.0
+    if state_path.is_file():  # resume after the last finished epoch, exactly (weights, optimiser, schedule, RNG)
+        state = torch.load(state_path, weights_only=False)
+        encoder.load_state_dict(state["encoder"]), head.load_state_dict(state["head"])
+        optimizer.load_state_dict(state["optimizer"]), schedule.load_state_dict(state["schedule"])
+        generator.set_state(state["generator"]), torch.set_rng_state(state["rng"])
+        first_epoch, minutes_before = state["epoch"], state["minutes"]
+        print(f"resuming after epoch {first_epoch} from {state_path}")
     started = time.perf_counter()
     log = open(args.out / "train.log", "a")
-    for epoch in range(args.epochs):
+    for epoch in range(first_epoch, args.epochs):
         encoder.train(), head.train()
         order = torch.randperm(len(train["grouped"]), generator=generator)
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{args.epochs}", unit="step")
@@ -166,15 +179,23 @@ def main(argv: list[str] | None = None) -> None:
             loss.backward()
             optimizer.step()
             schedule.step()
-            bar.set_postfix(loss=f"{float(loss):.3f}")
+            bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
         result = scores(encoder, head, splits["test"])
         log.write(json.dumps({"epoch": epoch + 1, "loss": round(float(loss), 4), **result}) + "\n")
         log.flush()
+        minutes = minutes_before + (time.perf_counter() - started) / 60
+        torch.save({"encoder": encoder.state_dict(), "head": head.state_dict(), "optimizer": optimizer.state_dict(),
+                    "schedule": schedule.state_dict(), "generator": generator.get_state(),
+                    "rng": torch.get_rng_state(), "epoch": epoch + 1, "minutes": minutes}, state_path.with_suffix(".tmp"))
+        state_path.with_suffix(".tmp").replace(state_path)
         print(f"epoch {epoch + 1}: loss {float(loss):.3f} test {result}")
+        if args.max_minutes is not None and minutes - minutes_before >= args.max_minutes and epoch + 1 < args.epochs:
+            print(f"stopping after epoch {epoch + 1} (--max-minutes); rerun the command to continue")
+            return
     result = {"test": scores(encoder, head, splits["test"]),
               "test_colour_channels_permuted": scores(encoder, head, splits["test"], permute_colours=True),
-              "epochs": args.epochs, "train_clouds": len(train["grouped"]), "minutes": round(
-                  (time.perf_counter() - started) / 60, 2)}
+              "epochs": args.epochs, "train_clouds": len(train["grouped"]),
+              "minutes": round(minutes_before + (time.perf_counter() - started) / 60, 2)}
     (args.out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
     encoder.eval().requires_grad_(True)
     command = "python -m train.pretrain_points " + " ".join(sys.argv[1:] if argv is None else argv)

@@ -1,0 +1,26 @@
+"""3D encoder pre-training: runs on a few scenes, exports a loadable encoder, and resumes after its last epoch."""
+import json
+
+import torch
+
+from core.checkpoints import load_checkpoint
+from core.encoders.pointcloud import PointGroupEncoder
+from train.pretrain_points import main
+from train.world.dataset import generate_world
+
+
+def test_pretraining_exports_and_resumes_after_the_last_finished_epoch(tmp_path, capsys):
+    world = tmp_path / "world"
+    generate_world(str(world), {"train": 6, "test": 3}, ["points"], progress=False)
+    args = ["--data", str(world), "--out", str(tmp_path / "run"), "--export", str(tmp_path / "enc.safetensors"),
+            "--batch-size", "4", "--train-clouds", "4", "--threads", "1", "--epochs", "2"]
+    main(args + ["--max-minutes", "0"])  # an interruption after the first epoch
+    assert "stopping after epoch 1" in capsys.readouterr().out and not (tmp_path / "enc.safetensors").exists()
+    main(args)
+    assert "resuming after epoch 1" in capsys.readouterr().out
+    log = [json.loads(line) for line in (tmp_path / "run" / "train.log").read_text().splitlines()]
+    assert [row["epoch"] for row in log] == [1, 2]  # epoch 1 was not trained again
+    encoder = PointGroupEncoder()
+    stored = load_checkpoint(encoder, tmp_path / "enc.safetensors")["pretraining"]
+    assert stored["epochs"] == 2 and stored["train_clouds"] == 4
+    assert all(torch.isfinite(p).all() for p in encoder.parameters())
