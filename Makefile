@@ -27,17 +27,22 @@ bench: install
 
 # Regenerates the tiny world and every shipped checkpoint in assets/checkpoints/tiny/ (train/README.md explains the
 # stages; each one resumes after an interruption, so rerunning continues where it stopped).
-WORLD_COUNTS ?= --train 1500 --val 100 --test 200
+WORLD_COUNTS ?= --train 6000 --val 100 --test 200
+MODALITIES := image points audio video
+RUN := $(OFFLINE_ENV) OMP_WAIT_POLICY=PASSIVE $(PY)
 checkpoints: install
-	$(OFFLINE_ENV) $(PY) -m train.world --out data/world $(WORLD_COUNTS) --modalities image,points
-	$(OFFLINE_ENV) $(PY) -m train.pretrain_points --epochs 16
-	for split in train val test; do for m in image points; do \
-		$(OFFLINE_ENV) $(PY) -m train.features --split $$split --modality $$m && \
-		$(OFFLINE_ENV) $(PY) -m train.qa_gen --split $$split --modality $$m || exit 1; done; done
-	$(OFFLINE_ENV) $(PY) -m train.train_qformer --config train/configs/image_stage1.json
-	$(OFFLINE_ENV) $(PY) -m train.train_qformer --config train/configs/image_qformer.json
-	$(OFFLINE_ENV) $(PY) -m train.train_qformer --config train/configs/points_stage1.json
-	$(OFFLINE_ENV) $(PY) -m train.train_qformer --config train/configs/points_qformer.json
+	$(RUN) -m train.world --out data/world $(WORLD_COUNTS) --workers 2
+	$(RUN) -m train.pretrain_points --epochs 16 --train-clouds 1500
+	for m in $(MODALITIES); do for split in test val train; do \
+		$(RUN) -m train.features --split $$split --modality $$m && \
+		$(RUN) -m train.qa_gen --split $$split --modality $$m || exit 1; done; done
+	for m in $(MODALITIES); do \
+		$(RUN) -m train.train_qformer --config train/configs/$${m}_stage1.json && \
+		$(RUN) -m train.train_qformer --config train/configs/$${m}_qformer.json && \
+		$(RUN) -m train.train_qformer --config train/configs/$${m}_linear_stage1.json && \
+		$(RUN) -m train.train_qformer --config train/configs/$${m}_linear.json && \
+		$(RUN) -m train.train_qformer --config train/configs/$${m}_cmaa.json || exit 1; done
+	$(RUN) -m train.discrn --world data/world --out data/discrn --pairs 1000
 
 clean:
 	rm -rf $(VENV)
