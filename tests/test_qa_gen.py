@@ -1,0 +1,45 @@
+"""Instruction data from captions: template questions are answered by the record, and the LLM round trip keeps a
+generated pair only when answering it from the caption gives the answer back."""
+from train.qa_gen import llm_round_trip, template_examples
+from train.world.dataset import make_sample
+
+
+def test_template_examples_answer_from_the_record_and_include_a_caption_example(tmp_path):
+    record = make_sample(str(tmp_path), "train", "image", 0, 3)
+    rows = [{"caption": record.caption, "captions": record.captions, "properties": record.properties}]
+    examples = template_examples(rows, "image", seed=0)
+    tasks = {e["task"] for e in examples}
+    assert {"colour", "count", "object", "position", "size", "caption"} <= tasks
+    colours = {g["colour"] for g in record.properties["groups"]}
+    assert all(e["answer"] in colours for e in examples if e["task"] == "colour")
+    assert all(e["answer"] in e["accepted"] for e in examples)
+    assert [e["answer"] for e in examples if e["task"] == "caption"] == [record.caption]
+    assert len({e["question"] for e in examples}) == len(examples)  # paraphrase draws never repeat a question
+
+
+class ScriptedLLM:
+    """Replies by prompt kind, so each filter of the round trip can be hit on purpose."""
+
+    def __init__(self, replies):
+        self.replies = replies
+
+    def __call__(self, prompts, max_new_tokens):
+        kind = "answer" if prompts[0].startswith("Generate a potential") else \
+            "question" if prompts[0].startswith("Generate a question") else "round_trip"
+        return [self.replies[kind](p) for p in prompts]
+
+
+def test_round_trip_keeps_only_pairs_whose_answer_comes_back():
+    rows = [{"caption": c} for c in ("a small red cube on the left", "two large blue circles", "a green car")]
+    replies = {
+        "answer": lambda p: {"red": "red", "blue": "Blue", "green": "purple"}[next(w for w in ("red", "blue", "green")
+                                                                                   if w in p)],
+        "question": lambda p: "What color is the cube?" if "cube" in p else "How many circles are there?",
+        "round_trip": lambda p: "red" if "cube" in p else "two",
+    }
+    kept, report = llm_round_trip(rows, [0, 1, 2], ScriptedLLM(replies))
+    # "purple" is not in its caption; "blue" comes back as "two", so only the cube's pair survives
+    assert report["answer_words_found_in_caption"] == 2 and report["questions_well_formed"] == 2
+    assert report["round_trip_kept"] == 1
+    assert kept == [{"sample": 0, "question": "What color is the cube?", "answer": "red", "task": "llm_qa",
+                     "accepted": ["red"], "round_trip": "red", "fuzzy": 100.0}]
