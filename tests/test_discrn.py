@@ -165,3 +165,26 @@ def test_modality_names_count_only_when_the_inputs_differ_in_kind():
     with pytest.raises(ValueError, match="answers"):
         score(pairs, ["first"])
 
+
+
+def test_evaluator_answers_every_method_and_captions_each_input_once(tiny_pipeline, tmp_path):
+    from train.eval_discrn import DisCRnEvaluator, caption_question
+
+    from train.world.dataset import load_split
+
+    world = tmp_path / "world"
+    generate_world(str(world), {"test": 6}, ["points", "image"], progress=False)
+    pairs = make_pairs(load_split(str(world), "test", "points"), load_split(str(world), "test", "image"), 4,
+                       np.random.default_rng(0))
+    evaluator = DisCRnEvaluator(tiny_pipeline, max_new_tokens=4, caption_tokens=8)
+    result = evaluator.run(pairs)
+    assert set(result["methods"]) == {"joint", "captions", "oracle_captions", "chance"}
+    for method in ("joint", "captions", "oracle_captions"):
+        summary = result["methods"][method]
+        assert summary["pairs"] == 4 and 0.0 <= summary["accuracy"] <= 1.0
+        assert set(summary["by_question_type"]) <= set(QUESTION_TYPES[("points", "image")])
+    inputs = {(m, p) for pair in pairs for m, p in zip(pair.modalities, pair.paths)}
+    assert set(evaluator._captions) == inputs  # one caption per distinct input, reused across pairs
+    prompt = caption_question(pairs[0], ["a red cube", "two blue circles"])
+    assert prompt.endswith(f"Question: {pairs[0].question}")
+    assert "First input (3D object): a red cube\nSecond input (image): two blue circles" in prompt
