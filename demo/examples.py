@@ -1,6 +1,7 @@
 """The examples gallery: every modality alone and the cross-modal pairs (image + 3D, audio + video), one click each.
 
-The media files are made by `demo/make_examples.py` into assets/examples.
+The media files are made by `demo/make_examples.py` into assets/examples. The "Tiny world" ones are fresh samples of
+the world the offline preset was trained on, so its answers there are meaningful; the others come from outside it.
 """
 from __future__ import annotations
 
@@ -29,6 +30,13 @@ class Example:
 
 
 EXAMPLES = [
+    Example("Tiny world: picture", "What color is the car?", image="world_picture.jpg"),
+    Example("Tiny world: sound", "What sound is this?", audio="world_siren.wav"),
+    Example("Tiny world: spoken word", "What word is spoken?", audio="world_spoken.wav"),
+    Example("Tiny world: video", "Which direction does the square move?", video="world_video.mp4"),
+    Example("Tiny world: 3D scene", "What object is on the left?", points="world_scene.npy"),
+    Example("Tiny world: picture + 3D", "Which one has more objects?", image="world_picture.jpg",
+            points="world_scene.npy"),
     Example("Image: a photo", "What animal is in the picture?", image="cat.jpg"),
     Example("Image: shapes", "What shapes are in the image and what colour are they?", image="shapes.png"),
     Example("Audio: beeps", "How many beeps do you hear?", audio="beeps.wav"),

@@ -1,7 +1,8 @@
 """Regenerate the app's example media in assets/examples: `python demo/make_examples.py`.
 
 Small files only: a photo from scikit-image's data folder, shapes drawn in the tiny world's vocabulary, beeps
-synthesised with numpy, a moving-circle video written with imageio's ffmpeg, and 3D objects built with trimesh.
+synthesised with numpy, a moving-circle video written with imageio's ffmpeg, 3D objects built with trimesh, and one
+sample per modality from the tiny world the offline preset learned (fresh test-split seeds, never trained on).
 Deterministic, so re-running gives the same pictures and sounds.
 """
 from __future__ import annotations
@@ -85,7 +86,41 @@ def write_torus_points(target: Path, count: int = 4096) -> None:
     trimesh.PointCloud(points, colors=rgba).export(str(target))
 
 
+WORLD_FIRST_INDEX = 950_000
+"""Tiny-world examples come from test-split indices from here on: far past any generated test set."""
+
+
+def world_sample(modality: str, wanted, target: Path) -> None:
+    """Copy the first fresh tiny-world sample of `modality` whose properties satisfy `wanted` to `target`."""
+    import shutil
+    import tempfile
+
+    from train.world.dataset import GENERATORS, SCENE_STREAM, make_sample, sample_rng, sample_seed
+
+    for index in range(WORLD_FIRST_INDEX, WORLD_FIRST_INDEX + 10_000):
+        properties = GENERATORS[modality].sample_scene(sample_rng(0, modality, sample_seed("test", index),
+                                                                  SCENE_STREAM))
+        if wanted(properties):
+            with tempfile.TemporaryDirectory() as folder:
+                shutil.copyfile(make_sample(folder, "test", modality, 0, index).path, target)
+            return
+    raise ValueError(f"no fresh {modality} sample matches")
+
+
+def _objects(properties: dict) -> list[tuple[str, str]]:
+    return [(o["colour"], o["shape"]) for o in properties["objects"]]
+
+
 WRITERS = {
+    "world_picture.jpg": lambda t: world_sample(
+        "image", lambda p: [(g["colour"], g["shape"], g["count"]) for g in p["groups"]] == [("red", "car", 1)], t),
+    "world_siren.wav": lambda t: world_sample("audio", lambda p: p["kind"] == "siren" and p["events"] == 2, t),
+    "world_spoken.wav": lambda t: world_sample("audio", lambda p: p["kind"] == "speech", t),
+    "world_video.mp4": lambda t: world_sample(
+        "video", lambda p: p["motion"] == "left" and p["count"] == 1 and p["speed"] == "fast", t),
+    "world_scene.npy": lambda t: world_sample(
+        "points", lambda p: len(p["objects"]) == 2 and {s for _, s in _objects(p)} == {"chair", "table"}, t),
+
     "cat.jpg": write_photo,
     "shapes.png": write_shapes,
     "beeps.wav": write_beeps,
