@@ -1,6 +1,7 @@
 """Cost of the instruction optimiser on the offline preset: optimised answer time / plain answer time.
 
-For each question (one per modality given), plain and optimised answers alternate in the same process so both see
+For each modality given, two questions (a short misspelled one and a request for a description) about the same
+tiny-world example; plain and optimised answers alternate in the same process so both see
 the same machine load; the encoder cache is warm for both. Prints one JSON object: per question the medians of
 both times, their ratio (target <= 2.0), the optimiser's own step timings and answer lengths, and the IAS cost:
 all candidates in one batched pass over the shared prefix cache, against one cached pass per candidate and against
@@ -28,11 +29,15 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 QUESTIONS = {
-    "image": ("assets/examples/shapes.png", "wat colr is teh biggest shap in this pictur?"),
-    "audio": ("assets/examples/beeps.wav", "how many beeps r there in this sound clip?"),
-    "video": ("assets/examples/moving_circle.mp4", "which way does teh circle move in the video?"),
-    "points": ("assets/examples/torus_points.ply", "wat shape is this 3d objekt?"),
+    "image": ("assets/examples/world_picture.jpg", "wat colr is teh car in this pictur?"),
+    "audio": ("assets/examples/world_siren.wav", "wat kind of sound is ths?"),
+    "video": ("assets/examples/world_video.mp4", "which way does teh square moov?"),
+    "points": ("assets/examples/world_scene.npy", "wat objct is on teh left?"),
 }
+"""Misspelled questions about the tiny-world examples: the trained bridges answer them in a word or two."""
+DESCRIBE = {"image": "descrbe teh picture", "audio": "descrbe wat u hear", "video": "descrbe wat happns in teh video",
+            "points": "descrbe teh 3d scene"}
+"""The same media with a request for a description: a longer answer, the other end of the ratio's range."""
 
 
 def timed(fn):
@@ -91,8 +96,9 @@ def main() -> None:
     if args.max_new_tokens:
         settings.max_new_tokens = args.max_new_tokens
     results = {}
-    for modality in args.modalities:
+    for modality, kind in ((m, k) for m in args.modalities for k in ("short", "describe")):
         path, question = QUESTIONS[modality]
+        question = question if kind == "short" else DESCRIBE[modality]
         request = dict(question=question, settings=settings, **{modality: str(ROOT / path)})
         pipeline.ask(AskRequest(**request))  # warm: encoder cache, first-call overheads
         plain, optimised, traces, answers = [], [], [], []
@@ -106,7 +112,7 @@ def main() -> None:
             traces.append(result.optimizer)
         trace = traces[-1]
         encoded = {modality: pipeline.encode_file(modality, str(ROOT / path))[0]}
-        results[modality] = {
+        results[f"{modality}/{kind}"] = {
             "question": question,
             "plain_answer_s": round(statistics.median(plain), 3),
             "optimised_answer_s": round(statistics.median(optimised), 3),
