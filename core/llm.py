@@ -8,13 +8,14 @@ from __future__ import annotations
 import logging
 import shutil
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Literal, Optional
 
 import torch
-from transformers import (AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase,
-                          TextIteratorStreamer)
+from transformers import (AutoModelForCausalLM, AutoTokenizer, DynamicCache, PreTrainedModel,
+                          PreTrainedTokenizerBase, TextIteratorStreamer)
 
 from core.schema import GenerationSettings
 
@@ -140,13 +141,46 @@ class _CountingStreamer(TextIteratorStreamer):
         super().put(value)
 
 
+class PrefixKVCache:
+    """Keys and values of prompts' opening text (`AssembledInput.leading_ids`), kept for the few openings in use: the
+    system turn and first cue are the same for most requests, so prefill starts after them. Thread-safe; entries
+    are never changed (generation concatenates onto copies of the views it is given)."""
+
+    def __init__(self, max_entries: int = 8) -> None:
+        self.max_entries = max_entries
+        self._entries: "OrderedDict[tuple, list[tuple[torch.Tensor, torch.Tensor]]]" = OrderedDict()
+        self._lock = threading.Lock()
+
+    def cache_for(self, llm: LoadedLLM, leading_ids: Optional[torch.Tensor],
+                  prompt_length: int) -> Optional[DynamicCache]:
+        """A fresh DynamicCache holding the opening's keys and values (computed on first use), or None when there
+        is no opening or it is the whole prompt (generation needs at least one token of its own to start from)."""
+        if leading_ids is None or not 0 < leading_ids.numel() < prompt_length:
+            return None
+        key = (id(llm.model), tuple(leading_ids.tolist()))
+        with self._lock:
+            layers = self._entries.get(key)
+            if layers is not None:
+                self._entries.move_to_end(key)
+        if layers is None:
+            with torch.inference_mode():
+                out = llm.model(input_ids=leading_ids[None].to(llm.device), use_cache=True)
+            layers = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
+            with self._lock:
+                self._entries[key] = layers
+                while len(self._entries) > self.max_entries:
+                    self._entries.popitem(last=False)
+        return DynamicCache(layers, config=llm.model.config)
+
+
 def stream_generate(llm: LoadedLLM, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor,
                     settings: GenerationSettings, stop: Optional[threading.Event] = None,
-                    stats: Optional[dict] = None) -> Iterator[str]:
+                    stats: Optional[dict] = None, prefix_cache: Optional[DynamicCache] = None) -> Iterator[str]:
     """Yield text pieces as tokens are produced (beam search yields once, at the end: beams only settle then).
 
     `stop` ends generation early (the app's stop button); the text produced so far is kept. `stats["tokens"]`
-    receives the number of generated tokens.
+    receives the number of generated tokens. `prefix_cache` holds the keys and values of the prompt's first tokens
+    (`PrefixKVCache`), so prefill runs only after them; beam search, which copies its cache per beam, runs without.
     """
     from transformers import StoppingCriteria, StoppingCriteriaList
 
@@ -159,6 +193,8 @@ def stream_generate(llm: LoadedLLM, inputs_embeds: torch.Tensor, attention_mask:
     kwargs.update(inputs_embeds=inputs_embeds.to(llm.device, llm.model.dtype),
                   attention_mask=attention_mask.to(llm.device),
                   stopping_criteria=StoppingCriteriaList([_StopOnEvent()]))
+    if prefix_cache is not None and settings.decoding != "beam":
+        kwargs["past_key_values"] = prefix_cache
     if settings.decoding == "beam":
         with torch.inference_mode():
             ids = llm.model.generate(**kwargs)

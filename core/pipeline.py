@@ -28,7 +28,10 @@ class Pipeline:
     def __init__(self, model, preset, cache: Optional[EncoderCache] = None) -> None:
         self.model = model
         self.preset = preset
+        from core.llm import PrefixKVCache
+
         self.cache = cache or EncoderCache()
+        self.prefix_cache = PrefixKVCache()
         self.load_seconds = 0.0
         self._lock = threading.Lock()
 
@@ -100,8 +103,9 @@ class Pipeline:
             stats: dict = {}
             pieces: list[str] = []
             t_generate = time.perf_counter()
+            prefix = self.prefix_cache.cache_for(self.model.llm, prompt.leading_ids, prompt.inputs_embeds.shape[1])
             for piece in stream_generate(self.model.llm, prompt.inputs_embeds, prompt.attention_mask, settings,
-                                         stop=stop, stats=stats):
+                                         stop=stop, stats=stats, prefix_cache=prefix):
                 if not pieces:
                     timings["first_token"] = time.perf_counter() - start
                 pieces.append(piece)

@@ -7,7 +7,7 @@ current user turn, in the canonical order audio, video, 3D, image (the reference
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Union
+from typing import Literal, Optional, Union
 
 import torch
 
@@ -64,6 +64,9 @@ class AssembledInput:
     media_spans: dict[str, tuple[int, int]]
     """Where each modality's tokens sit in the sequence (start, end)."""
     text_token_count: int
+    leading_ids: Optional[torch.Tensor] = None
+    """Token ids of the opening text piece (system turn, start of the user turn, first cue): the same for most
+    prompts, so its keys and values can be reused (`core.llm.PrefixKVCache`)."""
 
 
 def assemble(pieces: list[Piece], media_tokens: dict[str, torch.Tensor], tokenizer, embed) -> AssembledInput:
@@ -72,6 +75,7 @@ def assemble(pieces: list[Piece], media_tokens: dict[str, torch.Tensor], tokeniz
     spans: dict[str, tuple[int, int]] = {}
     position = 0
     text_tokens = 0
+    leading_ids = None
     for piece in pieces:
         if isinstance(piece, MediaSlot):
             tokens = media_tokens[piece.modality]
@@ -80,8 +84,10 @@ def assemble(pieces: list[Piece], media_tokens: dict[str, torch.Tensor], tokeniz
             ids = tokenizer(piece, add_special_tokens=False, return_tensors="pt").input_ids[0]
             tokens = embed(ids)
             text_tokens += ids.shape[0]
+            if position == 0:
+                leading_ids = ids
         chunks.append(tokens)
         position += tokens.shape[0]
     embeds = torch.cat([c.to(chunks[0].dtype) for c in chunks], dim=0)[None]
     return AssembledInput(inputs_embeds=embeds, attention_mask=torch.ones(1, embeds.shape[1], dtype=torch.long),
-                          media_spans=spans, text_token_count=text_tokens)
+                          media_spans=spans, text_token_count=text_tokens, leading_ids=leading_ids)

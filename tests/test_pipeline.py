@@ -115,3 +115,25 @@ def test_nf4_llm_loads_on_cpu_and_answers():
     answer = "".join(stream_generate(llm, llm.embed(ids), ids.new_ones(ids.shape),
                                      GenerationSettings(max_new_tokens=10)))
     assert "Paris" in answer
+
+
+@pytest.mark.parametrize("decoding", ["greedy", "beam"])
+def test_reusing_the_prompt_opening_changes_no_answer(tiny_pipeline, media, monkeypatch, decoding):
+    settings = GenerationSettings(max_new_tokens=12, decoding=decoding)
+    request = AskRequest("Describe the picture.", image=media["image"], settings=settings)
+    cached = tiny_pipeline.ask(request)
+    assert len(tiny_pipeline.prefix_cache._entries) >= 1  # the opening (system turn, cue) is kept
+    monkeypatch.setattr(tiny_pipeline.prefix_cache, "cache_for", lambda *args: None)
+    assert tiny_pipeline.ask(request).answer == cached.answer
+
+
+def test_prompt_opening_cache_leaves_the_last_tokens_to_generation(tiny_pipeline):
+    from core.llm import PrefixKVCache
+
+    ids = tiny_pipeline.model.llm.tokenizer("Hello there", return_tensors="pt").input_ids[0]
+    cache = PrefixKVCache(max_entries=1)
+    assert cache.cache_for(tiny_pipeline.model.llm, ids, prompt_length=len(ids)) is None  # the whole prompt
+    first = cache.cache_for(tiny_pipeline.model.llm, ids, prompt_length=len(ids) + 5)
+    assert first.get_seq_length() == len(ids)
+    cache.cache_for(tiny_pipeline.model.llm, ids[:1], prompt_length=9)
+    assert len(cache._entries) == 1  # bounded: the older opening went
