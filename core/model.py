@@ -50,7 +50,7 @@ class ModalityBridge(nn.Module):
         every pass of an input (video frame, audio segment) sees that input's instruction. Cross-attention comes
         back as (B, P, layers, queries, N) per encoder pass: a joint pass's weights are split by frame, so every
         view draws frames alike. `cmaa_text` (the instructions' LLM embeddings and mask, see
-        `core.cmaa.instruction_embeddings`) switches CMAA on for the Q-Former path."""
+        `core.cmaa.instruction_embeddings`) runs the attached CMAA over the Q-Former tokens."""
         batch, passes = tokens.shape[:2]
         tokens, mask = self.passes(tokens, mask)
         rows = tokens.shape[1]
@@ -74,8 +74,6 @@ class ModalityBridge(nn.Module):
             cross = cross.permute(0, 1, 4, 2, 3, 5).reshape(batch, passes, layers, queries, -1)
         out = BridgeOutput(tokens=media, cross_attentions=cross)
         if cmaa_text is not None:
-            if self.cmaa is None:
-                raise ValueError("CMAA is switched on but no CMAA weights are loaded for this modality")
             out.tokens, out.cmaa_weights = self.cmaa(media, *cmaa_text)
         return out
 

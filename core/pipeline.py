@@ -26,10 +26,10 @@ class Pipeline:
     """Holds one loaded preset; thread-safe (model work is serialised by a lock, state lives in requests)."""
 
     def __init__(self, model, preset, cache: Optional[EncoderCache] = None) -> None:
-        self.model = model
-        self.preset = preset
         from core.llm import PrefixKVCache
 
+        self.model = model
+        self.preset = preset
         self.cache = cache or EncoderCache()
         self.prefix_cache = PrefixKVCache()
         self.load_seconds = 0.0
