@@ -20,6 +20,7 @@ from typing import Optional
 
 import torch
 from rapidfuzz import fuzz
+from rapidfuzz.distance import DamerauLevenshtein, Indel
 from transformers import DynamicCache, StoppingCriteria, StoppingCriteriaList
 
 from core.encoders.base import EncodedMedia
@@ -54,6 +55,41 @@ _GENERIC_WORDS = frozenset(
     "colours colors shape shapes position located location side part left right top bottom center centre middle "
     "object objects thing things item items picture image photo sound audio clip video scene point cloud move moves "
     "moving direction fast slow happen happens heard hear visible contain contains".split())
+
+
+QUESTION_KINDS = {
+    "colour": "colour color colours colors coloured colored",
+    "count": "many number count",
+    "size": "big large small size tall little huge tiny",
+    "position": "where side position located location left right top bottom center centre middle",
+    "shape": "shape shapes form",
+    "appearance": "look looks",
+    "pitch": "pitch pitched high low",
+    "motion": "move moves moving direction",
+    "speed": "fast slow slowly quickly speed",
+}
+"""Words that say what a question asks. A rewrite may fix the wording but not the kind: the small LLM turns
+"colour cone" into "How does the cone look?" and "side sphere" into "How big is the sphere?", and IAS, a fluency
+score, prefers those fluent wrong questions to the vague right ones."""
+_KIND_OF_WORD = {word: kind for kind, words in QUESTION_KINDS.items() for word in words.split()}
+
+
+def one_slip(word: str, known: str) -> bool:
+    """True when `word` is `known` with one letter dropped, added or two neighbours swapped ('collor', 'wehre'), not
+    one letter replaced: 'side' must not read as 'size'."""
+    return Indel.distance(word, known) <= 1 or (sorted(word) == sorted(known)
+                                                and DamerauLevenshtein.distance(word, known) <= 1)
+
+
+def question_kinds(text: str) -> set[str]:
+    """The kinds of QUESTION_KINDS a text asks about; words of four letters or more match misspelled too."""
+    kinds = set()
+    for word in normalised(text).split():
+        if word in _KIND_OF_WORD:
+            kinds.add(_KIND_OF_WORD[word])
+        elif len(word) >= 4:
+            kinds |= {kind for known, kind in _KIND_OF_WORD.items() if len(known) >= 4 and one_slip(word, known)}
+    return kinds
 
 
 def media_phrase(modalities: list[str]) -> str:
@@ -294,6 +330,8 @@ class InstructionOptimizer:
             return "over-long"
         if not shares_topic(rewrite, original):
             return "off-topic"
+        if question_kinds(rewrite) != question_kinds(original):
+            return "changes what is asked"
         added = new_words(rewrite, original)
         if added:
             return f"off-topic: adds {added[0]!r}"

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from core.optimizer import (AlignmentScorer, InstructionOptimizer, clean_rewrite, meta_prompt, new_words,
-                            shares_topic)
+                            question_kinds, shares_topic)
 from core.schema import GenerationSettings
 from tests.media_fixtures import make_image
 
@@ -89,17 +89,29 @@ def test_all_candidates_share_one_forward_pass(model, scorer):
     assert len(calls) == 1
 
 
-def test_shuffled_words_score_worse(scorer):
-    """Runs on whatever image bridge the preset loaded (trained when assets/checkpoints/tiny/image.safetensors
-    exists, else untrained); the LLM's own grammar carries most of this signal either way."""
+@pytest.mark.parametrize("modality", ["image", "audio", "video", "points"])
+def test_shuffled_words_score_worse_on_the_trained_bridges(tiny_pipeline, optimizer, tmp_path, modality):
+    """On a fresh tiny-world sample, through the shipped (trained) bridge of each modality: the template questions
+    as asked score a lower IAS than the same words shuffled."""
+    import json
+
+    from core.presets.tiny import CHECKPOINTS
+    from train.templates import template_qa
+    from train.world.dataset import make_sample
+
+    config = json.loads((CHECKPOINTS / f"{modality}.json").read_text())
+    assert "qformer" in config["trained"], f"the shipped {modality} bridge is not trained"
+    record = make_sample(str(tmp_path), "test", modality, 0, 910_000)
+    encoded, _ = tiny_pipeline.encode_file(modality, record.path)
+    scorer = optimizer.scorer({modality: encoded}, GenerationSettings())
     rng = random.Random(0)
-    for question in QUESTIONS:
-        words = question.rstrip("?").split()
+    for pair in template_qa(modality, record.properties)[:3]:
+        words = pair.question.rstrip("?").split()
         shuffled = words[:]
         while shuffled == words:
             rng.shuffle(shuffled)
-        original, worse = scorer.score([question, " ".join(shuffled) + "?"])
-        assert worse.ias > original.ias, (question, shuffled)
+        original, worse = scorer.score([pair.question, " ".join(shuffled) + "?"])
+        assert worse.ias > original.ias, (pair.question, shuffled)
 
 
 def test_meta_prompt_names_the_media():
@@ -115,6 +127,24 @@ def test_rewrite_filters():
     assert not shares_topic("Is it possible to travel to the moon?", "What colour is the cube?")
     assert new_words("How big is the car?", "big cylinders") == ["car"]
     assert new_words("What size are the cylinders in the picture?", "big cylindres") == []
+
+
+def test_question_kinds_survive_misspelling_and_tell_questions_apart():
+    assert question_kinds("whaat collor is the tablle?") == question_kinds("What is the color of the table?") == {
+        "colour"}
+    assert question_kinds("how maany objets are there?") == {"count"}
+    assert question_kinds("Is the voice high or low pitched?") == {"pitch"}
+    assert question_kinds("side sphere") == {"position"} != question_kinds("How big is the sphere?")
+    assert question_kinds("Could you please, if it is not too much trouble, tell me what it is?") == set()
+
+
+def test_a_rewrite_that_asks_something_else_is_dropped(optimizer, encoded, monkeypatch):
+    """The failure seen in the optimiser evaluation: a fluent rewrite of another kind of question."""
+    outputs = iter([["How does the cone look?\n", "How big is the cone?\n", "What colour is the cone?\n"], ["\n"]])
+    monkeypatch.setattr(optimizer, "_complete", lambda *args, **kwargs: next(outputs))
+    trace = optimizer.optimize("colour cone", encoded)
+    assert [c.instruction for c in trace.candidates] == ["colour cone", "What colour is the cone?"]
+    assert list(trace.rejected.values()) == ["changes what is asked"] * 2
 
 
 def test_bad_rewrites_are_dropped_and_the_original_stays(optimizer, encoded, monkeypatch):
