@@ -52,7 +52,7 @@ _STOPWORDS = frozenset(
 
 _GENERIC_WORDS = frozenset(
     "describe show shown see look looks like kind type sort number many much count big large small size colour color "
-    "colours colors shape shapes position located location side part left right top bottom center centre middle "
+    "colours colors shape shapes position located location side part "
     "object objects thing things item items picture image photo sound audio clip video scene point cloud move moves "
     "moving direction fast slow happen happens heard hear visible contain contains".split())
 
@@ -191,7 +191,8 @@ def content_words(text: str) -> list[str]:
 
 def new_words(rewrite: str, original: str) -> list[str]:
     """Content words of the rewrite that the original never used (allowing misspellings) and that are not generic
-    question words: a rewrite that brings in 'car' for a question about cylinders asks something else."""
+    question words: a rewrite that brings in 'car' for a question about cylinders, or 'left' for one about the
+    right, asks something else."""
     theirs = normalised(original).split()
     return [w for w in content_words(rewrite) if w not in _GENERIC_WORDS
             and not any(fuzz.ratio(w, word) >= 75 for word in theirs)]

@@ -127,6 +127,7 @@ def test_rewrite_filters():
     assert not shares_topic("Is it possible to travel to the moon?", "What colour is the cube?")
     assert new_words("How big is the car?", "big cylinders") == ["car"]
     assert new_words("What size are the cylinders in the picture?", "big cylindres") == []
+    assert new_words("No, the object is on the left.", "nae the oject on the right.") == ["left"]
 
 
 def test_question_kinds_survive_misspelling_and_tell_questions_apart():
