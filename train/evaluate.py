@@ -48,6 +48,15 @@ def pick_examples(examples: list[dict], per_property: int | None, seed: int) -> 
     return chosen
 
 
+def scene_size(properties: dict) -> str | None:
+    """"one group" or "several groups" of objects for pictures and scenes (a question about one of several groups
+    must also find the right one), None for sounds and videos, which have no groups."""
+    groups = properties.get("groups") or (properties.get("objects") if "motion" not in properties else None)
+    if not groups:
+        return None
+    return "one group" if len(groups) == 1 else "several groups"
+
+
 def cider(predictions: dict[int, str], references: dict[int, list[str]]) -> float:
     from pycocoevalcap.cider.cider import Cider
 
@@ -101,11 +110,18 @@ def evaluate(modality: str, checkpoint: Path, features: Path, instructions: Path
             captions[len(captions)] = prediction
             references[len(references)] = e["accepted"]
             continue
+        right = int(is_correct(prediction, e["accepted"]))
         task = per_task.setdefault(e["task"], {"right": 0, "total": 0})
         task["total"] += 1
-        task["right"] += int(is_correct(prediction, e["accepted"]))
+        task["right"] += right
+        size = scene_size(rows[e["sample"]].get("properties", {}))
+        if size is not None:
+            split = task.setdefault("by_scene", {}).setdefault(size, {"right": 0, "total": 0})
+            split["total"] += 1
+            split["right"] += right
     for task in per_task.values():
-        task["accuracy"] = round(task["right"] / task["total"], 4)
+        for counts in [task, *task.get("by_scene", {}).values()]:
+            counts["accuracy"] = round(counts["right"] / counts["total"], 4)
     result = {"modality": modality, "projection": projection, "prefix_cues": prefix_cues,
               "checkpoint": str(checkpoint), "cmaa": str(cmaa) if cmaa is not None else None,
               "features": str(features), "questions": len(examples),

@@ -1,0 +1,25 @@
+"""The evaluation's grading and its split of scene questions by how many groups of objects the scene holds."""
+from __future__ import annotations
+
+from train.evaluate import is_correct, scene_size
+from train.world.dataset import make_sample
+
+
+def test_an_answer_is_right_when_an_accepted_answer_appears_as_whole_words():
+    assert is_correct("The cube is red.", ["red"])
+    assert not is_correct("reddish", ["red"])
+    assert is_correct("two large squares", ["2", "two"])
+
+
+def test_scene_size_counts_the_groups_of_pictures_and_3d_scenes_only(tmp_path):
+    sizes = set()
+    for index in range(12):
+        record = make_sample(str(tmp_path), "test", "image", 0, index)
+        expected = "one group" if len(record.properties["groups"]) == 1 else "several groups"
+        assert scene_size(record.properties) == expected
+        sizes.add(expected)
+    assert sizes == {"one group", "several groups"}
+    scene = make_sample(str(tmp_path), "test", "points", 0, 0).properties
+    assert scene_size(scene) == ("one group" if len(scene["objects"]) == 1 else "several groups")
+    assert scene_size({"kind": "siren", "pitch": "high"}) is None
+    assert scene_size({"motion": "left", "objects": [{"role": "moving"}, {"role": "still"}]}) is None
