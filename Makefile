@@ -39,8 +39,6 @@ checkpoints: install
 	for m in $(MODALITIES); do \
 		$(RUN) -m train.train_qformer --config train/configs/$${m}_stage1.json && \
 		$(RUN) -m train.train_qformer --config train/configs/$${m}_qformer.json && \
-		{ [ ! -f train/configs/$${m}_qformer_continued.json ] || \
-		  $(RUN) -m train.train_qformer --config train/configs/$${m}_qformer_continued.json; } && \
 		$(RUN) -m train.train_qformer --config train/configs/$${m}_linear_stage1.json && \
 		$(RUN) -m train.train_qformer --config train/configs/$${m}_linear.json && \
 		$(RUN) -m train.train_qformer --config train/configs/$${m}_cmaa.json || exit 1; done

@@ -56,6 +56,10 @@ class TrainConfig:
     cmaa_hidden: Optional[int] = None
     """CMAA's hidden width (default: the LLM width)."""
     steps: int = 200
+    continued_from: tuple[int, ...] = ()
+    """Steps at which this run once ended and was resumed with a larger `steps`: the cosine ran over each of these
+    ends in turn, then over `steps` (each resume stretches it to the new end). Lets one config reproduce a run that
+    was trained on after it finished."""
     batch_size: int = 16
     grad_accum: int = 1
     lr: float = 3e-4
@@ -78,6 +82,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.objective not in ("answer", *WORD_OBJECTIVES):
             raise ValueError(f"objective must be answer, {' or '.join(WORD_OBJECTIVES)}, not {self.objective!r}")
+        if list(self.continued_from) != sorted(set(self.continued_from)) or any(
+                not 0 < end < self.steps for end in self.continued_from):
+            raise ValueError(f"continued_from must be increasing steps below steps={self.steps}, "
+                             f"not {list(self.continued_from)}")
         if self.cmaa and (self.projection != "qformer" or not self.init_from or self.objective != "answer"):
             raise ValueError("CMAA trains with the answer loss on a trained Q-Former: set projection qformer, "
                              "objective answer and init_from the bridge checkpoint")
@@ -153,7 +161,7 @@ class BridgeTrainer:
             load_checkpoint(bridge, Path(config.init_from))
         parameters = [p for p in bridge.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(config.warmup_steps, config.steps))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(config.warmup_steps, (*config.continued_from, config.steps)))
         self.bridge, self.optimizer, self.scheduler = self.accelerator.prepare(bridge, optimizer, scheduler)
         self.word_vocabulary = caption_target_ids(
             tokenizer, [row["caption"] for row in self.rows] + [e["answer"] for e in self.examples],
@@ -208,8 +216,10 @@ class BridgeTrainer:
         state = self.out / "state"
         if not (state / "progress.json").is_file():
             return False
+        progress = json.loads((state / "progress.json").read_text())
+        check_resumable(progress["config"], self.config, progress["step"], state)
         self.accelerator.load_state(str(state))
-        self.step = json.loads((state / "progress.json").read_text())["step"]
+        self.step = progress["step"]
         self._log(f"resumed at step {self.step} from {state}")
         return True
 
@@ -309,6 +319,23 @@ class BridgeTrainer:
         return losses
 
 
+RESUMABLE_CHANGES = ("steps", "continued_from", "max_minutes", "snapshot_steps", "checkpoint_every", "export")
+"""Config keys a resumed run may change: how long it runs and what it keeps on the way, not what it learns."""
+
+
+def check_resumable(saved: dict, config: TrainConfig, step: int, state: Path) -> None:
+    """Refuse to resume a saved state under a config that trains something else, so an edit to the config file
+    (or a second config sharing its `out`) cannot silently continue another run."""
+    current = json.loads(json.dumps(asdict(config)))  # tuples as JSON lists, like the saved copy
+    changed = sorted(k for k in saved if k in current and k not in RESUMABLE_CHANGES and saved[k] != current[k])
+    if changed:
+        details = ", ".join(f"{k}: {saved[k]!r} -> {current[k]!r}" for k in changed)
+        raise ValueError(f"{state} was trained with another config ({details}); use a new --out, or delete the "
+                         f"state to start over")
+    if step > config.steps:
+        raise ValueError(f"{state} is at step {step}, past steps={config.steps}")
+
+
 def bridge_media_tokens(bridge: ModalityBridge, qformer_tokenizer, tokens: torch.Tensor, mask: torch.Tensor,
                         questions: list[str], projection: str, device: torch.device, cmaa_llm=None) -> torch.Tensor:
     """Cached features (B, passes, T, W) -> LLM-width media tokens (B, passes * queries, width), one question each;
@@ -375,10 +402,13 @@ def trained_prefixes(projection: str, cmaa: bool = False) -> tuple[str, ...]:
     raise ValueError(f"projection must be qformer or linear, not {projection!r}")
 
 
-def _warmup_cosine(warmup: int, total: int):
+def _warmup_cosine(warmup: int, ends: tuple[int, ...]):
+    """Linear warm-up, then a cosine down to 10% that ends at the first of `ends` not yet passed (the learning
+    rate for step s + 1 is set after step s, so the step at an end still belongs to that end's cosine)."""
     def factor(step: int) -> float:
         if step < warmup:
             return (step + 1) / warmup
+        total = next((end for end in ends if step <= end), ends[-1])
         progress = (step - warmup) / max(1, total - warmup)
         return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
