@@ -39,6 +39,9 @@ class TrainConfig:
     instructions: str
     """Instruction examples for those features (train/qa_gen.py)."""
     out: str
+    train_samples: Optional[int] = None
+    """Train on the first N samples of the features only (the image warm start and baseline were trained when the
+    image set held 6,000 pictures; it now holds more, and the first 6,000 are the same)."""
     projection: str = "qformer"
     objective: str = "answer"
     """"answer": cross-entropy on the answer tokens through the frozen LLM (the paper's loss).
@@ -56,10 +59,6 @@ class TrainConfig:
     cmaa_hidden: Optional[int] = None
     """CMAA's hidden width (default: the LLM width)."""
     steps: int = 200
-    continued_from: tuple[int, ...] = ()
-    """Steps at which this run once ended and was resumed with a larger `steps`: the cosine ran over each of these
-    ends in turn, then over `steps` (each resume stretches it to the new end). Lets one config reproduce a run that
-    was trained on after it finished."""
     batch_size: int = 16
     grad_accum: int = 1
     lr: float = 3e-4
@@ -82,10 +81,6 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.objective not in ("answer", *WORD_OBJECTIVES):
             raise ValueError(f"objective must be answer, {' or '.join(WORD_OBJECTIVES)}, not {self.objective!r}")
-        if list(self.continued_from) != sorted(set(self.continued_from)) or any(
-                not 0 < end < self.steps for end in self.continued_from):
-            raise ValueError(f"continued_from must be increasing steps below steps={self.steps}, "
-                             f"not {list(self.continued_from)}")
         if self.cmaa and (self.projection != "qformer" or not self.init_from or self.objective != "answer"):
             raise ValueError("CMAA trains with the answer loss on a trained Q-Former: set projection qformer, "
                              "objective answer and init_from the bridge checkpoint")
@@ -136,6 +131,12 @@ class BridgeTrainer:
         set_seed(config.seed)
         self.tokens, self.mask, self.rows = load_features(Path(config.features))
         self.examples = load_instructions(Path(config.instructions), len(self.rows))
+        if config.train_samples is not None:
+            if not 0 < config.train_samples <= len(self.rows):
+                raise ValueError(f"train_samples={config.train_samples}, but {config.features} holds "
+                                 f"{len(self.rows)} samples")
+            self.examples = [e for e in self.examples if e["sample"] < config.train_samples]
+            self.rows = self.rows[:config.train_samples]
         self.llm = llm or _load_tiny_llm()
         self.llm.model.to(self.accelerator.device)
         self.qformer_tokenizer = qformer_tokenizer or _load_qformer_tokenizer()
@@ -161,7 +162,7 @@ class BridgeTrainer:
             load_checkpoint(bridge, Path(config.init_from))
         parameters = [p for p in bridge.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(config.warmup_steps, (*config.continued_from, config.steps)))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(config.warmup_steps, config.steps))
         self.bridge, self.optimizer, self.scheduler = self.accelerator.prepare(bridge, optimizer, scheduler)
         self.word_vocabulary = caption_target_ids(
             tokenizer, [row["caption"] for row in self.rows] + [e["answer"] for e in self.examples],
@@ -319,7 +320,7 @@ class BridgeTrainer:
         return losses
 
 
-RESUMABLE_CHANGES = ("steps", "continued_from", "max_minutes", "snapshot_steps", "checkpoint_every", "export")
+RESUMABLE_CHANGES = ("steps", "max_minutes", "snapshot_steps", "checkpoint_every", "export")
 """Config keys a resumed run may change: how long it runs and what it keeps on the way, not what it learns."""
 
 
@@ -402,13 +403,11 @@ def trained_prefixes(projection: str, cmaa: bool = False) -> tuple[str, ...]:
     raise ValueError(f"projection must be qformer or linear, not {projection!r}")
 
 
-def _warmup_cosine(warmup: int, ends: tuple[int, ...]):
-    """Linear warm-up, then a cosine down to 10% that ends at the first of `ends` not yet passed (the learning
-    rate for step s + 1 is set after step s, so the step at an end still belongs to that end's cosine)."""
+def _warmup_cosine(warmup: int, total: int):
+    """Linear warm-up, then a cosine down to 10% at `total` (a resume with a larger --steps stretches it)."""
     def factor(step: int) -> float:
         if step < warmup:
             return (step + 1) / warmup
-        total = next((end for end in ends if step <= end), ends[-1])
         progress = (step - warmup) / max(1, total - warmup)
         return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
