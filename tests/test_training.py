@@ -160,6 +160,20 @@ def test_answer_embedding_warm_start_lowers_its_loss_without_the_llm_forward(tmp
     assert losses[-1] < losses[0]
 
 
+def test_a_finished_run_trained_on_with_more_steps_is_what_its_continued_from_config_reproduces(
+        tmp_path, llm, qformer_tokenizer):
+    features, instructions = _synthetic_set(tmp_path)
+    common = dict(llm=llm, qformer_tokenizer=qformer_tokenizer, settings=_settings())
+    out = str(tmp_path / "continued")
+    first = BridgeTrainer(_config(tmp_path, features, instructions, out=out, steps=2), **common).train()
+    resumed = BridgeTrainer(_config(tmp_path, features, instructions, out=out, steps=4, continued_from=(2,)), **common)
+    assert resumed.try_resume() and resumed.step == 2
+    rest = resumed.train()
+    straight = BridgeTrainer(_config(tmp_path, features, instructions, out=str(tmp_path / "straight"), steps=4,
+                                     continued_from=(2,)), **common).train()
+    assert first + rest == pytest.approx(straight, abs=1e-5)
+
+
 def test_resuming_under_a_config_that_learns_something_else_is_refused(tmp_path, llm, qformer_tokenizer):
     features, instructions = _synthetic_set(tmp_path)
     common = dict(llm=llm, qformer_tokenizer=qformer_tokenizer, settings=_settings())
@@ -184,6 +198,17 @@ def test_train_samples_keeps_the_first_samples_examples_and_refuses_more_than_th
     assert {e["sample"] for e in first.micro_batch(0, 0) + first.micro_batch(1, 0)} <= {0, 1, 2, 3}
     with pytest.raises(ValueError, match="train_samples=7, but .* holds 6 samples"):
         BridgeTrainer(_config(tmp_path, features, instructions, train_samples=7), **common)
+
+
+def test_the_cosine_ends_at_each_earlier_end_then_stretches_to_the_next(tmp_path):
+    from train.train_qformer import _warmup_cosine
+
+    once, continued = _warmup_cosine(2, (10,)), _warmup_cosine(2, (10, 20))
+    assert [continued(s) for s in range(11)] == [once(s) for s in range(11)]
+    assert continued(10) == pytest.approx(0.1)
+    assert continued(11) > 0.5 and continued(20) == pytest.approx(0.1)
+    with pytest.raises(ValueError, match="continued_from must be increasing steps below steps=3"):
+        _config(tmp_path, "f", "i", continued_from=(3,))
 
 
 def test_an_unknown_objective_is_refused(tmp_path):

@@ -59,6 +59,10 @@ class TrainConfig:
     cmaa_hidden: Optional[int] = None
     """CMAA's hidden width (default: the LLM width)."""
     steps: int = 200
+    continued_from: tuple[int, ...] = ()
+    """Steps at which this run once ended and was resumed with a larger `steps`: the cosine ran over each of these
+    ends in turn, then over `steps` (each resume stretches it to the new end). Lets one config reproduce a run that
+    was trained on after it finished."""
     batch_size: int = 16
     grad_accum: int = 1
     lr: float = 3e-4
@@ -81,6 +85,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.objective not in ("answer", *WORD_OBJECTIVES):
             raise ValueError(f"objective must be answer, {' or '.join(WORD_OBJECTIVES)}, not {self.objective!r}")
+        if list(self.continued_from) != sorted(set(self.continued_from)) or any(
+                not 0 < end < self.steps for end in self.continued_from):
+            raise ValueError(f"continued_from must be increasing steps below steps={self.steps}, "
+                             f"not {list(self.continued_from)}")
         if self.cmaa and (self.projection != "qformer" or not self.init_from or self.objective != "answer"):
             raise ValueError("CMAA trains with the answer loss on a trained Q-Former: set projection qformer, "
                              "objective answer and init_from the bridge checkpoint")
@@ -162,7 +170,7 @@ class BridgeTrainer:
             load_checkpoint(bridge, Path(config.init_from))
         parameters = [p for p in bridge.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(config.warmup_steps, config.steps))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(config.warmup_steps, (*config.continued_from, config.steps)))
         self.bridge, self.optimizer, self.scheduler = self.accelerator.prepare(bridge, optimizer, scheduler)
         self.word_vocabulary = caption_target_ids(
             tokenizer, [row["caption"] for row in self.rows] + [e["answer"] for e in self.examples],
@@ -320,7 +328,7 @@ class BridgeTrainer:
         return losses
 
 
-RESUMABLE_CHANGES = ("steps", "max_minutes", "snapshot_steps", "checkpoint_every", "export")
+RESUMABLE_CHANGES = ("steps", "continued_from", "max_minutes", "snapshot_steps", "checkpoint_every", "export")
 """Config keys a resumed run may change: how long it runs and what it keeps on the way, not what it learns."""
 
 
@@ -403,11 +411,13 @@ def trained_prefixes(projection: str, cmaa: bool = False) -> tuple[str, ...]:
     raise ValueError(f"projection must be qformer or linear, not {projection!r}")
 
 
-def _warmup_cosine(warmup: int, total: int):
-    """Linear warm-up, then a cosine down to 10% at `total` (a resume with a larger --steps stretches it)."""
+def _warmup_cosine(warmup: int, ends: tuple[int, ...]):
+    """Linear warm-up, then a cosine down to 10% that ends at the first of `ends` not yet passed (the learning
+    rate for step s + 1 is set after step s, so the step at an end still belongs to that end's cosine)."""
     def factor(step: int) -> float:
         if step < warmup:
             return (step + 1) / warmup
+        total = next((end for end in ends if step <= end), ends[-1])
         progress = (step - warmup) / max(1, total - warmup)
         return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
