@@ -1,7 +1,7 @@
 """The evaluation's grading and its split of scene questions by how many groups of objects the scene holds."""
 from __future__ import annotations
 
-from train.evaluate import is_correct, scene_size
+from train.evaluate import is_correct, names_another_group, scene_size
 from train.world.dataset import make_sample
 
 
@@ -23,3 +23,13 @@ def test_scene_size_counts_the_groups_of_pictures_and_3d_scenes_only(tmp_path):
     assert scene_size(scene) == ("one group" if len(scene["objects"]) == 1 else "several groups")
     assert scene_size({"kind": "siren", "pitch": "high"}) is None
     assert scene_size({"motion": "left", "objects": [{"role": "moving"}, {"role": "still"}]}) is None
+
+
+def test_a_wrong_answer_naming_the_other_groups_colour_is_told_apart_from_a_colour_no_group_has():
+    scene = {"groups": [{"name": "square", "colour": "red", "size": "small"},
+                        {"name": "circle", "colour": "blue", "size": "large"}]}
+    assert names_another_group("blue", "colour", ["red"], scene)
+    assert not names_another_group("green", "colour", ["red"], scene)
+    assert not names_another_group("red", "colour", ["red"], scene)
+    assert names_another_group("They are large.", "size", ["small"], scene)
+    assert not names_another_group("two", "count", ["2"], {"groups": [{"colour": "red"}]})

@@ -57,6 +57,14 @@ def scene_size(properties: dict) -> str | None:
     return "one group" if len(groups) == 1 else "several groups"
 
 
+def names_another_group(prediction: str, task: str, accepted: list[str], properties: dict) -> bool:
+    """True when an answer gives the asked property of a group the question did not name (a binding error: the
+    colour of the circles for "What color are the squares?"), as opposed to a value no group has."""
+    groups = properties.get("groups") or properties.get("objects") or []
+    others = {str(g[task]) for g in groups if task in g} - set(accepted)
+    return any(is_correct(prediction, [value]) for value in others)
+
+
 def cider(predictions: dict[int, str], references: dict[int, list[str]]) -> float:
     from pycocoevalcap.cider.cider import Cider
 
@@ -114,11 +122,14 @@ def evaluate(modality: str, checkpoint: Path, features: Path, instructions: Path
         task = per_task.setdefault(e["task"], {"right": 0, "total": 0})
         task["total"] += 1
         task["right"] += right
-        size = scene_size(rows[e["sample"]].get("properties", {}))
+        properties = rows[e["sample"]].get("properties", {})
+        size = scene_size(properties)
         if size is not None:
-            split = task.setdefault("by_scene", {}).setdefault(size, {"right": 0, "total": 0})
+            split = task.setdefault("by_scene", {}).setdefault(size, {"right": 0, "total": 0, "wrong_other_group": 0})
             split["total"] += 1
             split["right"] += right
+            if not right and names_another_group(prediction, e["task"], e["accepted"], properties):
+                split["wrong_other_group"] += 1
     for task in per_task.values():
         for counts in [task, *task.get("by_scene", {}).values()]:
             counts["accuracy"] = round(counts["right"] / counts["total"], 4)
