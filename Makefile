@@ -28,12 +28,10 @@ bench: install
 # Regenerates the tiny world and every shipped checkpoint in assets/checkpoints/tiny/ (train/README.md explains the
 # stages; each one resumes after an interruption, so rerunning continues where it stopped).
 WORLD_COUNTS ?= --train 6000 --val 100 --test 200
-IMAGE_TRAIN ?= 24000
 MODALITIES := image points audio video
 RUN := $(OFFLINE_ENV) OMP_WAIT_POLICY=PASSIVE $(PY)
 checkpoints: install
 	$(RUN) -m train.world --out data/world $(WORLD_COUNTS) --workers 2
-	$(RUN) -m train.world --out data/world --train $(IMAGE_TRAIN) --val 0 --test 0 --modalities image --workers 2
 	$(RUN) -m train.pretrain_points --epochs 16 --train-clouds 1500
 	for m in $(MODALITIES); do for split in test val train; do \
 		$(RUN) -m train.features --split $$split --modality $$m && \
