@@ -180,15 +180,15 @@ def main(argv: list[str] | None = None) -> None:
             optimizer.step()
             schedule.step()
             bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
-        result = scores(encoder, head, splits["test"])
-        log.write(json.dumps({"epoch": epoch + 1, "loss": round(float(loss), 4), **result}) + "\n")
+        result, last_loss = scores(encoder, head, splits["test"]), float(loss.detach())
+        log.write(json.dumps({"epoch": epoch + 1, "loss": round(last_loss, 4), **result}) + "\n")
         log.flush()
         minutes = minutes_before + (time.perf_counter() - started) / 60
         torch.save({"encoder": encoder.state_dict(), "head": head.state_dict(), "optimizer": optimizer.state_dict(),
                     "schedule": schedule.state_dict(), "generator": generator.get_state(),
                     "rng": torch.get_rng_state(), "epoch": epoch + 1, "minutes": minutes}, state_path.with_suffix(".tmp"))
         state_path.with_suffix(".tmp").replace(state_path)
-        print(f"epoch {epoch + 1}: loss {float(loss):.3f} test {result}")
+        print(f"epoch {epoch + 1}: loss {last_loss:.3f} test {result}")
         if args.max_minutes is not None and minutes - minutes_before >= args.max_minutes and epoch + 1 < args.epochs:
             print(f"stopping after epoch {epoch + 1} (--max-minutes); rerun the command to continue")
             return
