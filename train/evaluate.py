@@ -48,10 +48,16 @@ def pick_examples(examples: list[dict], per_property: int | None, seed: int) -> 
     return chosen
 
 
+def scene_groups(properties: dict) -> list[dict]:
+    """The object groups of a picture or the objects of a 3D scene; none for sounds and videos (a video's moving and
+    still objects are not groups a question picks from)."""
+    return properties.get("groups") or (properties.get("objects") if "motion" not in properties else None) or []
+
+
 def scene_size(properties: dict) -> str | None:
     """"one group" or "several groups" of objects for pictures and scenes (a question about one of several groups
     must also find the right one), None for sounds and videos, which have no groups."""
-    groups = properties.get("groups") or (properties.get("objects") if "motion" not in properties else None)
+    groups = scene_groups(properties)
     if not groups:
         return None
     return "one group" if len(groups) == 1 else "several groups"
@@ -60,8 +66,7 @@ def scene_size(properties: dict) -> str | None:
 def names_another_group(prediction: str, task: str, accepted: list[str], properties: dict) -> bool:
     """True when an answer gives the asked property of a group the question did not name (a binding error: the
     colour of the circles for "What color are the squares?"), as opposed to a value no group has."""
-    groups = properties.get("groups") or properties.get("objects") or []
-    others = {str(g[task]) for g in groups if task in g} - set(accepted)
+    others = {str(g[task]) for g in scene_groups(properties) if task in g} - set(accepted)
     return any(is_correct(prediction, [value]) for value in others)
 
 

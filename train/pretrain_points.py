@@ -180,7 +180,8 @@ def main(argv: list[str] | None = None) -> None:
             optimizer.step()
             schedule.step()
             bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
-        result, last_loss = scores(encoder, head, splits["test"]), float(loss.detach())
+        last_loss = float(loss.detach())
+        result = scores(encoder, head, splits["test"])
         log.write(json.dumps({"epoch": epoch + 1, "loss": round(last_loss, 4), **result}) + "\n")
         log.flush()
         minutes = minutes_before + (time.perf_counter() - started) / 60

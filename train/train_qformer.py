@@ -170,7 +170,8 @@ class BridgeTrainer:
             load_checkpoint(bridge, Path(config.init_from))
         parameters = [p for p in bridge.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(config.warmup_steps, (*config.continued_from, config.steps)))
+        schedule = _warmup_cosine(config.warmup_steps, (*config.continued_from, config.steps))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
         self.bridge, self.optimizer, self.scheduler = self.accelerator.prepare(bridge, optimizer, scheduler)
         self.word_vocabulary = caption_target_ids(
             tokenizer, [row["caption"] for row in self.rows] + [e["answer"] for e in self.examples],
