@@ -32,6 +32,26 @@ def test_image_encoder_gives_49_tokens_per_image_and_is_frozen(image_encoder):
     assert not torch.allclose(out.tokens[0], out.tokens[1])
 
 
+def test_mid_level_tokens_are_the_head_tokens_followed_by_the_pooled_stride_16_block(image_encoder):
+    images = [Image.new("RGB", (224, 224), (220, 30, 30)), Image.new("RGB", (300, 200), (240, 140, 20))]
+    head = image_encoder.encode_images(images)
+    both = image_encoder.encode_images(images, with_mid_level=True)
+    width = image_encoder.width
+    assert both.tokens.shape == (2, 49, image_encoder.token_width(True)) == (2, 49, width + 80)
+    # position codes are fixed per width, so the token maps agree once the first image is subtracted
+    assert torch.allclose(both.tokens[..., :width] - both.tokens[:1, ..., :width], head.tokens - head.tokens[:1],
+                          atol=1e-4)
+    seen = []
+    hook = image_encoder.net._blocks[image_encoder.mid_level_block].register_forward_hook(
+        lambda module, inputs, output: seen.append(output))
+    with torch.no_grad():
+        image_encoder.net.extract_features(image_encoder.preprocess(images))
+    hook.remove()
+    assert seen[0].shape[1:] == (80, 14, 14)
+    pooled = torch.nn.functional.avg_pool2d(seen[0], 2).flatten(2).transpose(1, 2)
+    assert torch.allclose(both.tokens[..., width:] - both.tokens[:1, ..., width:], pooled - pooled[:1], atol=1e-4)
+
+
 def test_image_encoder_recognises_a_photo(image_encoder):
     """The ImageNet head (unused by us) still classifies a cat, so the weights and preprocessing are right."""
     from skimage import data

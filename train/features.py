@@ -39,16 +39,18 @@ def manifest_rows(data: Path, split: str, modality: str) -> list[dict]:
 def encoder_for(modality: str, points_encoder: Path | None = None) -> Callable[[str], EncodedMedia]:
     """File path -> EncodedMedia with the tiny preset's frozen encoder and its loading settings."""
     from core import media
-    from core.presets.tiny import tiny_preset
+    from core.presets.tiny import MID_LEVEL_FEATURES, tiny_preset
 
     preset = tiny_preset()
     if modality in ("image", "video"):
         from core.encoders.image import EfficientNetImageEncoder
 
         image = EfficientNetImageEncoder()
+        with_mid_level = modality in MID_LEVEL_FEATURES
         if modality == "image":
-            return lambda path: image.encode_images([media.load_image(path)])
-        return lambda path: image.encode_images(media.load_video(path, num_frames=preset.num_video_frames).frames)
+            return lambda path: image.encode_images([media.load_image(path)], with_mid_level=with_mid_level)
+        return lambda path: image.encode_images(media.load_video(path, num_frames=preset.num_video_frames).frames,
+                                                with_mid_level=with_mid_level)
     if modality == "audio":
         from core.encoders.audio import WhisperAudioEncoder
 

@@ -18,6 +18,9 @@ NUM_QUERY_TOKENS = 8
 JOINT_PASSES = {"video"}
 """Modalities whose Q-Former sees all passes at once (QFormerSettings.joint_passes): with a 135M LLM, motion has to
 be read by the queries, which only a joint pass over the frames can do."""
+MID_LEVEL_FEATURES = {"image"}
+"""Modalities whose EfficientNet tokens carry the hue-preserving mid-level block (core.encoders.image). Video's
+bridges were trained on the head alone and keep it until they are retrained."""
 
 
 def build_tiny(preset: Preset):
@@ -44,7 +47,8 @@ def build_tiny(preset: Preset):
         points.requires_grad_(True)
         load_checkpoint(points, encoder_path)
         points.requires_grad_(False)
-    widths = {"image": image.width, "video": image.width, "audio": audio.width, "points": points.width}
+    widths = {"image": image.token_width("image" in MID_LEVEL_FEATURES),
+              "video": image.token_width("video" in MID_LEVEL_FEATURES), "audio": audio.width, "points": points.width}
     bridges = {}
     for modality, width in widths.items():
         path = checkpoint_dir / f"{modality}.safetensors" if checkpoint_dir else None
@@ -66,8 +70,8 @@ def build_tiny(preset: Preset):
                 log.warning("CMAA for %s left off: %s", modality, error)
         bridges[modality] = bridge.eval()
     encoders = {
-        "image": lambda im: image.encode_images([im]),
-        "video": lambda clip: image.encode_images(clip.frames),
+        "image": lambda im: image.encode_images([im], with_mid_level="image" in MID_LEVEL_FEATURES),
+        "video": lambda clip: image.encode_images(clip.frames, with_mid_level="video" in MID_LEVEL_FEATURES),
         "audio": audio.encode_waveform,
         "points": lambda cloud: points.encode_cloud(cloud.xyz, cloud.rgb),
     }
