@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import tempfile
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -62,8 +63,6 @@ def gguf_safetensors_cache(gguf_path: Path, cache_root: Path) -> Path:
     if (target / "config.json").is_file() and any(target.glob("*.safetensors")):
         return target
     log.info("converting %s to a safetensors cache (first start only)", gguf_path.name)
-    partial = target.with_name(target.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
     model = AutoModelForCausalLM.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name,
                                                  dtype=torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
@@ -72,13 +71,19 @@ def gguf_safetensors_cache(gguf_path: Path, cache_root: Path) -> Path:
     # directly with a config that no longer mentions the GGUF quantisation.
     from safetensors.torch import save_model
 
-    partial.mkdir(parents=True)
+    # A folder of this process's own, renamed into place at the end: two first starts at once (the training lanes
+    # of `make checkpoints`) must not write into each other's files.
+    cache_root.mkdir(parents=True, exist_ok=True)
+    partial = Path(tempfile.mkdtemp(dir=cache_root, prefix=target.name + ".partial-"))
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     model.config.save_pretrained(partial)
     model.generation_config.save_pretrained(partial)
     save_model(model, str(partial / "model.safetensors"))
     tokenizer.save_pretrained(partial)
+    if (target / "config.json").is_file():  # another process finished first: its copy is the same conversion
+        shutil.rmtree(partial)
+        return target
     shutil.rmtree(target, ignore_errors=True)
     partial.rename(target)
     return target
