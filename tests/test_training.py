@@ -214,3 +214,22 @@ def test_the_cosine_ends_at_each_earlier_end_then_stretches_to_the_next(tmp_path
 def test_an_unknown_objective_is_refused(tmp_path):
     with pytest.raises(ValueError, match="objective must be"):
         _config(tmp_path, "f", "i", objective="captions")
+
+
+def test_an_export_keeps_the_other_projection_only_when_it_was_trained_on_the_same_features(
+        tmp_path, llm, qformer_tokenizer):
+    """Q-Former and baseline share one file; a baseline trained on narrower encoder tokens cannot be kept beside a
+    Q-Former for wider ones, so the export drops it (and says so in `trained`) instead of failing to load it."""
+    sets = {width: _synthetic_set(tmp_path / f"width{width}", width=width) for width in (32, 48)}
+    target = tmp_path / "image.safetensors"
+
+    def run(projection, width, name):
+        config = _config(tmp_path, *sets[width], projection=projection, steps=1, out=str(tmp_path / name))
+        trainer = BridgeTrainer(config, llm=llm, qformer_tokenizer=qformer_tokenizer, settings=_settings(width))
+        trainer.train()
+        trainer.export(target, merge_with=target)
+        return json.loads(target.with_suffix(".json").read_text())["trained"]
+
+    assert set(run("linear", 32, "linear")) == {"linear"}
+    assert set(run("qformer", 32, "qformer")) == {"linear", "qformer"}
+    assert set(run("qformer", 48, "wider")) == {"qformer"}
