@@ -40,8 +40,8 @@ class TrainConfig:
     """Instruction examples for those features (train/qa_gen.py)."""
     out: str
     train_samples: Optional[int] = None
-    """Train on the first N samples of the features only: the shipped image bridge learns from the first 6,000
-    pictures whether the set holds 6,000 or the 24,000 of the larger-set experiment (`image_qformer_24k.json`)."""
+    """Train on the first N samples of the features only: the shipped image bridges learn from the first 6,000
+    pictures even when the set holds more (the larger-set experiment of train/RESULTS.md)."""
     projection: str = "qformer"
     objective: str = "answer"
     """"answer": cross-entropy on the answer tokens through the frozen LLM (the paper's loss).
