@@ -24,7 +24,7 @@ class EfficientNetImageEncoder(torch.nn.Module):
     width = 1280
     """Channels of the head's feature map."""
     mid_level_block = 7
-    """Index of the last block at stride 16 (14x14 for a 224 input): the last one whose channels still keep hue."""
+    """Index of the last 80-channel block (stride 16: 14x14 for a 224 input), the level whose channels keep hue best."""
     mid_level_width = 80
     image_size = 224
     grid = 7
