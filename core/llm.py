@@ -57,10 +57,14 @@ def _fix_special_tokens(tokenizer: PreTrainedTokenizerBase, model: PreTrainedMod
     model.config.pad_token_id = tokenizer.pad_token_id
 
 
+def _is_complete_cache(folder: Path) -> bool:
+    return (folder / "config.json").is_file() and any(folder.glob("*.safetensors"))
+
+
 def gguf_safetensors_cache(gguf_path: Path, cache_root: Path) -> Path:
     """De-quantise a GGUF model once into `cache_root/<name>/` (safetensors + tokenizer); return that folder."""
     target = cache_root / gguf_path.stem
-    if (target / "config.json").is_file() and any(target.glob("*.safetensors")):
+    if _is_complete_cache(target):
         return target
     log.info("converting %s to a safetensors cache (first start only)", gguf_path.name)
     model = AutoModelForCausalLM.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name,
@@ -81,7 +85,7 @@ def gguf_safetensors_cache(gguf_path: Path, cache_root: Path) -> Path:
     model.generation_config.save_pretrained(partial)
     save_model(model, str(partial / "model.safetensors"))
     tokenizer.save_pretrained(partial)
-    if (target / "config.json").is_file():  # another process finished first: its copy is the same conversion
+    if _is_complete_cache(target):  # another process finished first: its copy is the same conversion
         shutil.rmtree(partial)
         return target
     shutil.rmtree(target, ignore_errors=True)

@@ -256,10 +256,13 @@ class BridgeTrainer:
 
         with torch.random.fork_rng(devices=[]):  # a fresh bridge's random init must not shift the training RNG
             bridge = ModalityBridge(self.settings, self.llm.width)
-        if merge_with is not None and not self._same_bridge_layout(merge_with):
-            log.warning("%s holds a bridge for other encoder features or Q-Former settings; its other projection "
-                        "is dropped and must be trained again", merge_with)
-            merge_with = None
+        merged_config: dict = {}
+        if merge_with is not None and Path(merge_with).with_suffix(".json").is_file():
+            merged_config = json.loads(Path(merge_with).with_suffix(".json").read_text())
+            if merged_config.get("qformer") != self.settings.to_dict():  # encoder width included
+                log.warning("%s holds a bridge for other encoder features or Q-Former settings; its other "
+                            "projection is dropped and must be trained again", merge_with)
+                merge_with, merged_config = None, {}
         if merge_with is not None and Path(merge_with).is_file():
             load_checkpoint(bridge, merge_with)
         prefixes = trained_prefixes(self.config.projection)
@@ -269,18 +272,9 @@ class BridgeTrainer:
                 if name.startswith(prefixes):
                     p.copy_(current[name])
         config = {"modality": self.config.modality, "qformer": self.settings.to_dict(), "llm_width": self.llm.width,
-                  "trained": {self.config.projection: {"steps": self.step, "config": asdict(self.config)}}}
-        if merge_with is not None and Path(merge_with).with_suffix(".json").is_file():
-            old = json.loads(Path(merge_with).with_suffix(".json").read_text()).get("trained", {})
-            config["trained"] = {**old, **config["trained"]}
+                  "trained": {**merged_config.get("trained", {}),
+                              self.config.projection: {"steps": self.step, "config": asdict(self.config)}}}
         save_checkpoint(bridge, path, config)
-
-    def _same_bridge_layout(self, path: Path) -> bool:
-        """Whether the file at `path` (if any) was trained with this run's Q-Former settings (encoder width too)."""
-        config_file = Path(path).with_suffix(".json")
-        if not config_file.is_file():
-            return True
-        return json.loads(config_file.read_text()).get("qformer") == self.settings.to_dict()
 
     def _log(self, message: str) -> None:
         if self.accelerator.is_main_process:

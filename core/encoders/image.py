@@ -6,6 +6,8 @@ that block, average-pooled to 7x7, to every token (train/RESULTS.md, "Colour-pre
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 from PIL import Image
@@ -16,6 +18,12 @@ from core.sources import efficientnet_lite0_weights
 
 _MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
 _STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+
+
+@functools.lru_cache(maxsize=4)
+def _position_code(height: int, width: int, channels: int, scale: float) -> torch.Tensor:
+    """The fixed 2D code of a token map, made once per layout (head only, head + mid-level) instead of per image."""
+    return sinusoid_2d(height, width, channels) * scale
 
 
 class EfficientNetImageEncoder(torch.nn.Module):
@@ -66,5 +74,5 @@ class EfficientNetImageEncoder(torch.nn.Module):
         levels = self.feature_levels(self.preprocess(images), {self.mid_level_block} if with_mid_level else set())
         features = torch.cat([levels["head"], levels[self.mid_level_block]], 1) if with_mid_level else levels["head"]
         b, c, h, w = features.shape
-        tokens = features.flatten(2).transpose(1, 2) + sinusoid_2d(h, w, c)[None] * self.position_scale
+        tokens = features.flatten(2).transpose(1, 2) + _position_code(h, w, c, self.position_scale)[None]
         return EncodedMedia(tokens=tokens, mask=torch.ones(b, h * w, dtype=torch.bool), grid_hw=(h, w))
