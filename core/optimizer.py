@@ -189,13 +189,19 @@ def content_words(text: str) -> list[str]:
     return [w for w in normalised(text).split() if len(w) >= 3 and w not in _STOPWORDS]
 
 
+def spelled_alike(word: str, other: str) -> bool:
+    """Loose: a user's misspelling of a word the rewrite spells right ('colr' ~ 'colour'). Topic checks use it;
+    question kinds use the strict `one_slip`, because there a near word is another kind ('side' / 'size')."""
+    return fuzz.ratio(word, other) >= 75
+
+
 def new_words(rewrite: str, original: str) -> list[str]:
     """Content words of the rewrite that the original never used (allowing misspellings) and that are not generic
     question words: a rewrite that brings in 'car' for a question about cylinders, or 'left' for one about the
     right, asks something else."""
     theirs = normalised(original).split()
     return [w for w in content_words(rewrite) if w not in _GENERIC_WORDS
-            and not any(fuzz.ratio(w, word) >= 75 for word in theirs)]
+            and not any(spelled_alike(w, word) for word in theirs)]
 
 
 def shares_topic(rewrite: str, original: str) -> bool:
@@ -204,7 +210,7 @@ def shares_topic(rewrite: str, original: str) -> bool:
     theirs = content_words(original)
     if not theirs:
         return True
-    return any(fuzz.ratio(mine, word) >= 75 for mine in content_words(rewrite) for word in theirs)
+    return any(spelled_alike(mine, word) for mine in content_words(rewrite) for word in theirs)
 
 
 def clean_rewrite(generated: str) -> Optional[str]:
