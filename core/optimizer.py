@@ -72,6 +72,8 @@ QUESTION_KINDS = {
 "colour cone" into "How does the cone look?" and "side sphere" into "How big is the sphere?", and IAS, a fluency
 score, prefers those fluent wrong questions to the vague right ones."""
 _KIND_OF_WORD = {word: kind for kind, words in QUESTION_KINDS.items() for word in words.split()}
+QUESTION_PHRASES = {"how much": "count"}
+"""Kinds said by a phrase, not a word: "How much is the shape?" asks a count, "not too much trouble" asks nothing."""
 
 
 def one_slip(word: str, known: str) -> bool:
@@ -82,9 +84,10 @@ def one_slip(word: str, known: str) -> bool:
 
 
 def question_kinds(text: str) -> set[str]:
-    """The kinds of QUESTION_KINDS a text asks about; words of four letters or more match misspelled too."""
-    kinds = set()
-    for word in normalised(text).split():
+    """The kinds of QUESTION_KINDS and QUESTION_PHRASES a text asks about; words of four letters or more match misspelled too."""
+    text = normalised(text)
+    kinds = {kind for phrase, kind in QUESTION_PHRASES.items() if re.search(rf"\b{phrase}\b", text)}
+    for word in text.split():
         if word in _KIND_OF_WORD:
             kinds.add(_KIND_OF_WORD[word])
         elif len(word) >= 4:

@@ -137,6 +137,7 @@ def test_question_kinds_survive_misspelling_and_tell_questions_apart():
     assert question_kinds("Is the voice high or low pitched?") == {"pitch"}
     assert question_kinds("side sphere") == {"position"} != question_kinds("How big is the sphere?")
     assert question_kinds("Could you please, if it is not too much trouble, tell me what it is?") == set()
+    assert question_kinds("How much is the shape?") == {"count", "shape"} != question_kinds("wat shap is teh objct?")
 
 
 def test_a_rewrite_that_asks_something_else_is_dropped(optimizer, encoded, monkeypatch):
