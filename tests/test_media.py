@@ -360,6 +360,13 @@ def test_points_truncated(tmp_path, name):
     raises_media_error(CorruptFileError, load_points, truncate(path, 0.5))
 
 
+def test_ply_without_a_y_column_names_the_missing_field(tmp_path):
+    path = tmp_path / "x_only.ply"
+    path.write_text("ply\nformat ascii 1.0\nelement vertex 2\nproperty float x\nend_header\n1\n2\n")
+    error = raises_media_error(CorruptFileError, load_points, path)
+    assert "no 'y' field" in str(error)
+
+
 def test_npz_without_a_known_key(tmp_path):
     error = raises_media_error(InvalidContentError, load_points, make_point_cloud_file(tmp_path / "p.npz",
                                                                                         key="cloud"))
