@@ -129,10 +129,7 @@ def check_file(path: PathLike, kind: str, limits: MediaLimits) -> Path:
 
 
 def first_line(error: object) -> str:
-    """A library exception shortened to its first line, to quote inside a one-line MediaError message. A parser's
-    KeyError names only the key ("'y'"), so it is said as the missing field it means."""
-    if isinstance(error, KeyError) and error.args:
-        return f"no {error.args[0]!r} field"
+    """A library exception shortened to its first line, to quote inside a one-line MediaError message."""
     text = str(error).strip() or type(error).__name__
     return text.splitlines()[0][:200]
 

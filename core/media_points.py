@@ -288,7 +288,10 @@ def _load_with_trimesh(path: Path, num_points: int, limits: MediaLimits, seed: i
         # A .ply may hold bare points; everything else is a mesh, with scenes (.glb) merged into one.
         geometry = trimesh.load(str(path), force=None if suffix == ".ply" else "mesh", process=False)
     except Exception as e:  # trimesh's parsers raise many unrelated types on damaged input
-        raise CorruptFileError(path, f"is not a readable {suffix[1:].upper()} file ({first_line(e)})") from e
+        # Its PLY reader's KeyError is only the name of a vertex property the file lacks ("'y'").
+        missing_property = suffix == ".ply" and isinstance(e, KeyError) and e.args
+        reason = f"no {e.args[0]!r} field" if missing_property else first_line(e)
+        raise CorruptFileError(path, f"is not a readable {suffix[1:].upper()} file ({reason})") from e
     if isinstance(geometry, trimesh.PointCloud):
         _check_point_count(path, len(geometry.vertices), limits)
         colours = np.asarray(geometry.colors)

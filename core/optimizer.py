@@ -84,7 +84,8 @@ def one_slip(word: str, known: str) -> bool:
 
 
 def question_kinds(text: str) -> set[str]:
-    """The kinds of QUESTION_KINDS and QUESTION_PHRASES a text asks about; words of four letters or more match misspelled too."""
+    """The kinds of QUESTION_KINDS and QUESTION_PHRASES a text asks about; words of four letters or more match
+    misspelled too."""
     text = normalised(text)
     kinds = {kind for phrase, kind in QUESTION_PHRASES.items() if re.search(rf"\b{phrase}\b", text)}
     for word in text.split():
