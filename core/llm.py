@@ -9,6 +9,8 @@ import logging
 import shutil
 import tempfile
 import threading
+import time
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +23,10 @@ from transformers import (AutoModelForCausalLM, AutoTokenizer, DynamicCache, Pre
 from core.schema import GenerationSettings
 
 log = logging.getLogger(__name__)
+
+# Every prompt here is embeddings (media tokens have no ids), so the repetition penalty sees only the answer's own
+# tokens, which is what we want; transformers warns about it on every call, filling the CLI's stderr.
+warnings.filterwarnings("ignore", message="Passing `repetition_penalty` with `inputs_embeds`", category=UserWarning)
 
 DType = Literal["float32", "bfloat16", "float16"]
 Quantization = Literal["none", "nf4"]
@@ -136,15 +142,19 @@ def generation_kwargs(settings: GenerationSettings, tokenizer: PreTrainedTokeniz
 
 
 class _CountingStreamer(TextIteratorStreamer):
-    """Counts the generated tokens it is handed (the first `put` is the prompt, empty with inputs_embeds)."""
+    """Counts the generated tokens it is handed (the first `put` is the prompt, empty with inputs_embeds) and notes
+    when the first one came: the text it yields waits for a word to end, one or more tokens later."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.generated = 0
+        self.first_token_at: Optional[float] = None
         self._seen_prompt = False
 
     def put(self, value: torch.Tensor) -> None:
         if self._seen_prompt:
+            if self.first_token_at is None:
+                self.first_token_at = time.perf_counter()
             self.generated += value.numel()
         self._seen_prompt = True
         super().put(value)
@@ -188,7 +198,7 @@ def stream_generate(llm: LoadedLLM, inputs_embeds: torch.Tensor, attention_mask:
     """Yield text pieces as tokens are produced (beam search yields once, at the end: beams only settle then).
 
     `stop` ends generation early (the app's stop button); the text produced so far is kept. `stats["tokens"]`
-    receives the number of generated tokens. `prefix_cache` holds the keys and values of the prompt's first tokens
+    receives the number of generated tokens and `stats["first_token_at"]` the `time.perf_counter()` of the first. `prefix_cache` holds the keys and values of the prompt's first tokens
     (`PrefixKVCache`), so prefill runs only after them; beam search, which copies its cache per beam, runs without.
     """
     from transformers import StoppingCriteria, StoppingCriteriaList
@@ -209,6 +219,7 @@ def stream_generate(llm: LoadedLLM, inputs_embeds: torch.Tensor, attention_mask:
             ids = llm.model.generate(**kwargs)
         if stats is not None:
             stats["tokens"] = int((ids[0] != llm.tokenizer.pad_token_id).sum())
+            stats["first_token_at"] = time.perf_counter()
         yield llm.tokenizer.decode(ids[0], skip_special_tokens=True)
         return
     streamer = _CountingStreamer(llm.tokenizer, skip_prompt=False, skip_special_tokens=True, timeout=300)
@@ -230,6 +241,7 @@ def stream_generate(llm: LoadedLLM, inputs_embeds: torch.Tensor, attention_mask:
     worker.join()
     if stats is not None:
         stats["tokens"] = streamer.generated
+        stats["first_token_at"] = streamer.first_token_at
     if errors:
         raise errors[0]
 

@@ -106,13 +106,13 @@ class Pipeline:
             prefix = self.prefix_cache.cache_for(self.model.llm, prompt.leading_ids, prompt.inputs_embeds.shape[1])
             for piece in stream_generate(self.model.llm, prompt.inputs_embeds, prompt.attention_mask, settings,
                                          stop=stop, stats=stats, prefix_cache=prefix):
-                if not pieces:
-                    timings["first_token"] = time.perf_counter() - start
                 pieces.append(piece)
                 yield StreamEvent(delta=piece)
-            decode_seconds = time.perf_counter() - t_generate
+            end = time.perf_counter()
+        decode_seconds = end - t_generate
+        timings["first_token"] = (stats.get("first_token_at") or end) - start  # no token at all: stopped at once
         timings["generate"] = decode_seconds
-        timings["total"] = time.perf_counter() - start
+        timings["total"] = end - start
         tokens = int(stats.get("tokens", 0))
         timings["tokens_per_s"] = tokens / decode_seconds if decode_seconds > 0 else 0.0
         result = AskResult(

@@ -43,6 +43,25 @@ def test_tokens_stream_before_the_result(tiny_pipeline):
     assert result.timings_s["first_token"] <= result.timings_s["total"]
 
 
+def test_first_token_time_is_taken_when_the_llm_produces_it(tiny_pipeline):
+    """The streamer holds text back until a word ends, so a one-word answer would arrive in one piece at the end;
+    the time to first token must come from the token itself, before the rest is decoded."""
+    import time
+
+    import torch
+
+    from core.llm import stream_generate
+
+    llm = tiny_pipeline.model.llm
+    ids = llm.tokenizer.apply_chat_template([{"role": "user", "content": "Count from one to ten in words."}],
+                                            add_generation_prompt=True, return_tensors="pt", return_dict=True).input_ids
+    embeds = llm.model.get_input_embeddings()(ids)
+    stats: dict = {}
+    arrivals = [time.perf_counter() for _ in stream_generate(llm, embeds, torch.ones_like(ids), SHORT, stats=stats)]
+    assert stats["tokens"] == SHORT.max_new_tokens
+    assert stats["first_token_at"] < arrivals[-1]
+
+
 def test_all_four_modalities_at_once_with_attention_for_each(tiny_pipeline, media):
     result = tiny_pipeline.ask(AskRequest("What do you perceive?", settings=SHORT, **media))
     assert result.answer.strip()
