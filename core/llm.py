@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 # tokens, which is what we want; transformers warns about it on every call, filling the CLI's stderr.
 warnings.filterwarnings("ignore", message="Passing `repetition_penalty` with `inputs_embeds`", category=UserWarning)
 
+GENERATE_THREAD_NAME = "xmodal-generate"
 DType = Literal["float32", "bfloat16", "float16"]
 Quantization = Literal["none", "nf4"]
 
@@ -197,15 +198,20 @@ def stream_generate(llm: LoadedLLM, inputs_embeds: torch.Tensor, attention_mask:
                     stats: Optional[dict] = None, prefix_cache: Optional[DynamicCache] = None) -> Iterator[str]:
     """Yield text pieces as tokens are produced (beam search yields once, at the end: beams only settle then).
 
-    `stop` ends generation early (the app's stop button); the text produced so far is kept. `stats["tokens"]`
-    receives the number of generated tokens and `stats["first_token_at"]` the `time.perf_counter()` of the first. `prefix_cache` holds the keys and values of the prompt's first tokens
-    (`PrefixKVCache`), so prefill runs only after them; beam search, which copies its cache per beam, runs without.
+    `stop` ends generation early (the app's stop button); the text produced so far is kept. So does closing the
+    generator (a caller that stops reading): the worker thread must not go on using the model behind the caller's
+    lock. `stats["tokens"]` receives the number of generated tokens (end-of-turn token included) and
+    `stats["first_token_at"]` the `time.perf_counter()` of the first. `prefix_cache` holds the keys and values of
+    the prompt's first tokens (`PrefixKVCache`), so prefill runs only after them; beam search, which copies its
+    cache per beam, runs without.
     """
     from transformers import StoppingCriteria, StoppingCriteriaList
 
+    abandoned = threading.Event()
+
     class _StopOnEvent(StoppingCriteria):
         def __call__(self, input_ids, scores, **kwargs):  # noqa: ARG002
-            return bool(stop is not None and stop.is_set())
+            return abandoned.is_set() or bool(stop is not None and stop.is_set())
 
     torch.manual_seed(settings.seed)
     kwargs = generation_kwargs(settings, llm.tokenizer)
@@ -218,7 +224,7 @@ def stream_generate(llm: LoadedLLM, inputs_embeds: torch.Tensor, attention_mask:
         with torch.inference_mode():
             ids = llm.model.generate(**kwargs)
         if stats is not None:
-            stats["tokens"] = int((ids[0] != llm.tokenizer.pad_token_id).sum())
+            stats["tokens"] = int(ids.shape[1])  # one sequence, so no padding: the new tokens and the end token
             stats["first_token_at"] = time.perf_counter()
         yield llm.tokenizer.decode(ids[0], skip_special_tokens=True)
         return
@@ -233,15 +239,18 @@ def stream_generate(llm: LoadedLLM, inputs_embeds: torch.Tensor, attention_mask:
             errors.append(exc)
             streamer.end()
 
-    worker = threading.Thread(target=run, daemon=True)
+    worker = threading.Thread(target=run, name=GENERATE_THREAD_NAME, daemon=True)
     worker.start()
-    for piece in streamer:
-        if piece:
-            yield piece
-    worker.join()
-    if stats is not None:
-        stats["tokens"] = streamer.generated
-        stats["first_token_at"] = streamer.first_token_at
+    try:
+        for piece in streamer:
+            if piece:
+                yield piece
+    finally:
+        abandoned.set()  # a no-op when generation has ended; stops it at the next token when the caller left early
+        worker.join()
+        if stats is not None:
+            stats["tokens"] = streamer.generated
+            stats["first_token_at"] = streamer.first_token_at
     if errors:
         raise errors[0]
 

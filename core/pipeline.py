@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import threading
 import time
+from contextlib import closing
 from typing import Any, Iterator, Optional
 
 from core.cache import EncoderCache
@@ -104,10 +105,12 @@ class Pipeline:
             pieces: list[str] = []
             t_generate = time.perf_counter()
             prefix = self.prefix_cache.cache_for(self.model.llm, prompt.leading_ids, prompt.inputs_embeds.shape[1])
-            for piece in stream_generate(self.model.llm, prompt.inputs_embeds, prompt.attention_mask, settings,
-                                         stop=stop, stats=stats, prefix_cache=prefix):
-                pieces.append(piece)
-                yield StreamEvent(delta=piece)
+            # closed explicitly, so a caller that stops reading also stops the LLM before the lock is released
+            with closing(stream_generate(self.model.llm, prompt.inputs_embeds, prompt.attention_mask, settings,
+                                         stop=stop, stats=stats, prefix_cache=prefix)) as generation:
+                for piece in generation:
+                    pieces.append(piece)
+                    yield StreamEvent(delta=piece)
             end = time.perf_counter()
         decode_seconds = end - t_generate
         timings["first_token"] = (stats.get("first_token_at") or end) - start  # no token at all: stopped at once

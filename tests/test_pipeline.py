@@ -43,23 +43,48 @@ def test_tokens_stream_before_the_result(tiny_pipeline):
     assert result.timings_s["first_token"] <= result.timings_s["total"]
 
 
+def _chat_prompt(llm, text: str):
+    """A one-turn text prompt as (embeddings, mask), the form `stream_generate` takes."""
+    import torch
+
+    ids = llm.tokenizer.apply_chat_template([{"role": "user", "content": text}], add_generation_prompt=True,
+                                            return_tensors="pt", return_dict=True).input_ids
+    return llm.model.get_input_embeddings()(ids), torch.ones_like(ids)
+
+
 def test_first_token_time_is_taken_when_the_llm_produces_it(tiny_pipeline):
     """The streamer holds text back until a word ends, so a one-word answer would arrive in one piece at the end;
     the time to first token must come from the token itself, before the rest is decoded."""
     import time
 
-    import torch
-
     from core.llm import stream_generate
 
     llm = tiny_pipeline.model.llm
-    ids = llm.tokenizer.apply_chat_template([{"role": "user", "content": "Count from one to ten in words."}],
-                                            add_generation_prompt=True, return_tensors="pt", return_dict=True).input_ids
-    embeds = llm.model.get_input_embeddings()(ids)
+    embeds, mask = _chat_prompt(llm, "Count from one to ten in words.")
     stats: dict = {}
-    arrivals = [time.perf_counter() for _ in stream_generate(llm, embeds, torch.ones_like(ids), SHORT, stats=stats)]
+    arrivals = [time.perf_counter() for _ in stream_generate(llm, embeds, mask, SHORT, stats=stats)]
     assert stats["tokens"] == SHORT.max_new_tokens
     assert stats["first_token_at"] < arrivals[-1]
+
+
+def test_a_reader_that_leaves_early_stops_the_llm(tiny_pipeline):
+    """Breaking out of the stream must end generation before the model lock is released, or the next request would
+    run the model while an orphaned thread still decodes up to max_new_tokens."""
+    from core.llm import GENERATE_THREAD_NAME, stream_generate
+
+    llm = tiny_pipeline.model.llm
+    stats: dict = {}
+    pieces = stream_generate(llm, *_chat_prompt(llm, "Write a long story about a dragon."),
+                             GenerationSettings(max_new_tokens=400), stats=stats)
+    next(pieces)
+    pieces.close()
+    assert not any(t.name == GENERATE_THREAD_NAME and t.is_alive() for t in threading.enumerate())
+    assert stats["tokens"] < 50, "generation ran on after the reader left"
+    events = tiny_pipeline.stream(AskRequest("Write a long story about a dragon.",
+                                             settings=GenerationSettings(max_new_tokens=400)))
+    next(events)
+    events.close()  # the pipeline closes its generation too, so the lock is free for the next question at once
+    assert tiny_pipeline.ask(AskRequest("What is the capital of France?", settings=SHORT)).answer
 
 
 def test_all_four_modalities_at_once_with_attention_for_each(tiny_pipeline, media):
