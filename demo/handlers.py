@@ -106,10 +106,7 @@ class ChatHandlers:
             gr.Warning("Type a question first.")
             yield gr.skip(), gr.skip()
             return
-        try:
-            chosen = read_settings(*settings_values)
-        except ValueError as e:
-            raise gr.Error(f"Invalid setting: {e}") from e
+        chosen = _settings_or_error(settings_values)
         files = dict(zip(MEDIA_ORDER, (image, audio, video, points)))
         given = {kind: path for kind, path in files.items() if path}
         request = AskRequest(question=question, history=session.history(), settings=chosen.generation,
@@ -127,24 +124,32 @@ class ChatHandlers:
                     turn.answer = event.result.answer
                     turn.stopped = session.stop.is_set()
         except (media.MediaError, ValueError) as e:
-            session.pop_turn()
+            session.discard(turn)
             yield session.messages(), question
             raise gr.Error(str(e)) from e
         except Exception as e:
             log.exception("answering %r failed", question)
-            session.pop_turn()
+            session.discard(turn)
             yield session.messages(), question
             raise gr.Error(f"Answering failed ({type(e).__name__}: {e}); the app is still running.") from e
         yield session.messages(), gr.skip()
 
     def retry(self, session: ChatSession, image, audio, video, points, *settings_values) -> Iterator[tuple]:
         """Ask the last question again (with the media and settings as they are now)."""
-        turn = session.pop_turn()
-        if turn is None:
+        if not session.turns:
             gr.Warning("There is no question to retry yet.")
             yield gr.skip(), gr.skip()
             return
+        _settings_or_error(settings_values)  # refused settings keep the turn that was to be retried
+        turn = session.pop_turn()
         yield from self.respond(session, turn.question, image, audio, video, points, *settings_values)
+
+
+def _settings_or_error(settings_values: tuple):
+    try:
+        return read_settings(*settings_values)
+    except ValueError as e:
+        raise gr.Error(f"Invalid setting: {e}") from e
 
 
 def stop(session: ChatSession) -> None:

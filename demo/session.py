@@ -52,8 +52,13 @@ class ChatSession:
         return turn
 
     def pop_turn(self) -> Optional[Turn]:
-        """Remove the newest turn (undo, retry, or a turn whose input was refused)."""
+        """Remove the newest turn (undo, retry)."""
         return self.turns.pop() if self.turns else None
+
+    def discard(self, turn: Turn) -> None:
+        """Remove this turn if it is still there (a refused one: undo or clear may have run while it was answered,
+        so the newest turn is not necessarily it)."""
+        self.turns[:] = [t for t in self.turns if t is not turn]
 
     def clear(self) -> None:
         self.turns.clear()

@@ -1,0 +1,58 @@
+"""The chat handlers' bookkeeping of turns, with a stand-in pipeline: what a refused or failed answer removes."""
+import gradio as gr
+import pytest
+
+from core.schema import AskResult, GenerationSettings, StreamEvent
+from demo.handlers import ChatHandlers, undo
+from demo.session import ChatSession
+
+DEFAULTS = GenerationSettings()
+VALID = ("tiny", False, "greedy", 8, DEFAULTS.temperature, DEFAULTS.top_p, DEFAULTS.repetition_penalty, 1, True,
+         "qformer", False, "")
+NO_MEDIA = (None, None, None, None)
+
+
+class _FailingPipeline:
+    """Streams one piece, lets `during` run (another event of the same session), then fails."""
+
+    def __init__(self, during) -> None:
+        self.during = during
+
+    def stream(self, request, stop=None):
+        yield StreamEvent(delta="partial")
+        self.during()
+        raise RuntimeError("the model broke")
+
+
+class _Host:
+    def __init__(self, pipeline) -> None:
+        self.pipeline = pipeline
+
+    def get(self, preset):
+        return self.pipeline
+
+
+def _answered_session() -> ChatSession:
+    session = ChatSession()
+    first = session.start_turn("what is it", {})
+    first.answer = "a cat"
+    first.result = AskResult("a cat", "what is it", {"total": 0.5}, tokens_generated=3)
+    return session
+
+
+def test_a_failed_answer_removes_only_its_own_turn_even_after_an_undo_ran_meanwhile():
+    session = _answered_session()
+    handlers = ChatHandlers(_Host(_FailingPipeline(during=lambda: undo(session))))
+    with pytest.raises(gr.Error, match="the model broke"):
+        list(handlers.respond(session, "and now?", *NO_MEDIA, *VALID))
+    assert [t.question for t in session.turns] == ["what is it"]
+
+
+def test_retry_with_an_invalid_setting_keeps_the_turn_it_was_to_retry():
+    session = _answered_session()
+    handlers = ChatHandlers(_Host(_FailingPipeline(during=lambda: None)))
+    invalid = list(VALID)
+    invalid[5] = 0.0  # top_p
+    with pytest.raises(gr.Error, match="Invalid setting"):
+        list(handlers.retry(session, *NO_MEDIA, *invalid))
+    assert [t.question for t in session.turns] == ["what is it"]
