@@ -37,7 +37,8 @@ def render_pieces(question: str, modalities: list[str], history: list[tuple[str,
     if unknown:
         raise ValueError(f"unknown modality {sorted(unknown)[0]!r}; expected one of {MODALITIES}")
     media_text = "".join((PREFIX_CUES[m] if prefix_cues else "") + _SENTINEL.format(m) for m in ordered)
-    user_content = (media_text + "\n" if media_text else "") + question.strip()
+    user_content = (media_text + "\n" if media_text else "") + _without_sentinels(question).strip()
+    history = [(_without_sentinels(user), _without_sentinels(assistant)) for user, assistant in history]
     if style == "chat_template":
         messages = [{"role": "system", "content": system_prompt}]
         for user, assistant in history:
@@ -54,6 +55,11 @@ def render_pieces(question: str, modalities: list[str], history: list[tuple[str,
         elif part:
             pieces.append(part)
     return pieces
+
+
+def _without_sentinels(text: str) -> str:
+    """User text with NUL removed: a NUL in a question would be read as a media slot's boundary."""
+    return text.replace("\x00", "")
 
 
 @dataclass

@@ -59,3 +59,10 @@ def test_assembled_sequence_has_each_modalitys_tokens_where_its_span_says(tokeni
 def test_unknown_modality_is_refused(tokenizer):
     with pytest.raises(ValueError, match="unknown modality"):
         render_pieces("Q?", ["smell"], [], tokenizer)
+
+
+@pytest.mark.parametrize("style", ["chat_template", "vicuna"])
+def test_a_nul_in_the_user_text_does_not_open_a_media_slot(tokenizer, style):
+    pieces = render_pieces("what\x00is\x00 it", ["image"], [("a\x00b\x00", "c")], tokenizer, style=style)
+    assert _slots(pieces) == ["image"]
+    assert "whatis it" in "".join(p for p in pieces if isinstance(p, str))
