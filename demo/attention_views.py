@@ -40,6 +40,9 @@ def attention_status(turn: Optional[Turn]) -> str:
     if turn is None or turn.result is None:
         return "Ask a question first: the attention of the last answer appears here."
     if not turn.result.attention:
+        if turn.media:
+            return ("The last answer used the linear-projection baseline, which has no attention: switch the "
+                    "projection back to the Q-Former to see where each modality looked.")
         return "The last answer had no media, so there is no attention to show."
     shown = [NAMES[m] for m in VIEWS if m in turn.result.attention or (m == "cmaa" and turn.result.cmaa_attention)]
     return f"Attention of the last answer ({turn.question!r}) over: {', '.join(shown)}."

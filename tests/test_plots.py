@@ -187,6 +187,18 @@ def test_session_history_holds_only_answered_turns_and_messages_show_timings():
     assert session.pop_turn().question == "and now?" and session.last_answered() is first
 
 
+def test_attention_status_tells_text_only_from_the_linear_baseline():
+    from demo.attention_views import attention_status
+
+    session = ChatSession()
+    text_only = session.start_turn("hello", {})
+    text_only.result = _result()
+    linear = session.start_turn("what is it", {"image": "/tmp/cat.jpg"})
+    linear.result = _result()  # media given, but no cross-attention came back
+    assert "no media" in attention_status(text_only)
+    assert "linear-projection baseline" in attention_status(linear)
+
+
 def test_inspector_ranks_candidates_by_ias_and_diffs_the_final_instruction():
     candidates = [InstructionCandidate("what is it", 2.0, [2.0, 2.0], ["what", "is"], "original"),
                   InstructionCandidate("describe the object", 1.0, [1.0, 1.0], ["describe", "object"], "rewrite")]
