@@ -201,28 +201,22 @@ def _resample(samples: np.ndarray, rate: int, sample_rate: int) -> np.ndarray:
 
 @dataclass
 class VideoClip:
-    """`frames[i]` (RGB) is the picture at (or one frame after) `times_s[i]`. `audio` is the clip's whole sound
-    track, mono float32 at `sample_rate`, None when there is none or it is silent; it may run past
-    `max_audio_seconds`, since a video may be longer than an audio clip."""
+    """`frames[i]` (RGB) is the picture at (or one frame after) `times_s[i]`. A sound track is not decoded: the
+    video encoders see frames only, and a sound is asked about through the audio input."""
 
     frames: list[Image.Image]
     times_s: list[float]
-    audio: Optional[np.ndarray]
-    sample_rate: int
     duration_s: float
     fps: float
 
 
-def load_video(path: PathLike, num_frames: int = 4, sample_rate: int = 16000,
-               limits: MediaLimits = DEFAULT_LIMITS) -> VideoClip:
-    """`num_frames` frames at the centres of equal spans of the clip, plus its audio track.
+def load_video(path: PathLike, num_frames: int = 4, limits: MediaLimits = DEFAULT_LIMITS) -> VideoClip:
+    """`num_frames` frames at the centres of equal spans of the clip.
 
     Each frame is fetched by one seeking ffmpeg call, so a long video is never decoded whole.
     """
     if num_frames < 1:
         raise ValueError(f"num_frames must be at least 1, not {num_frames}")
-    if sample_rate <= 0:
-        raise ValueError(f"sample_rate must be positive, not {sample_rate}")
     p = check_file(path, "video", limits)
     info = media_ffmpeg.probe(p, f"{p.suffix[1:].upper()} video")
     if media_ffmpeg.is_still_image(info):
@@ -238,13 +232,7 @@ def load_video(path: PathLike, num_frames: int = 4, sample_rate: int = 16000,
     fps = info.fps or 0.0
     _check_video_length(p, duration, fps, limits)
     times = [duration * (i + 0.5) / num_frames for i in range(num_frames)]
-    frames = _sample_frames(p, info.video_stream, times)
-    audio = None
-    if info.audio_stream is not None:
-        audio = media_ffmpeg.decode_audio(p, info.audio_stream, sample_rate, duration)
-        if audio.size == 0 or not np.isfinite(audio).all() or np.abs(audio).max() < SILENCE_PEAK:
-            audio = None
-    return VideoClip(frames, times, audio, sample_rate, duration, fps)
+    return VideoClip(_sample_frames(p, info.video_stream, times), times, duration, fps)
 
 
 def _check_video_length(path: Path, duration: float, fps: float, limits: MediaLimits) -> None:

@@ -74,16 +74,15 @@ VIDEO_CODECS = {
 }
 
 
-def make_video(path, seconds: float = 1.0, with_audio: bool = False, silent_audio: bool = False,
-               size: tuple[int, int] = (64, 64), fps: int = 10) -> Path:
-    """Frames whose red channel is RED_PER_SECOND x t; with_audio adds a 440 Hz track (or silence)."""
+def make_video(path, seconds: float = 1.0, with_audio: bool = False, size: tuple[int, int] = (64, 64),
+               fps: int = 10) -> Path:
+    """Frames whose red channel is RED_PER_SECOND x t; with_audio adds a 440 Hz track."""
     path = Path(path)
     red = f"min(255,{RED_PER_SECOND}*T)"
     video = f"color=c=black:s={size[0]}x{size[1]}:r={fps}:d={seconds},format=rgb24,geq=r='{red}':g=0:b=0"
     args = ["-f", "lavfi", "-i", video]
     if with_audio:
-        audio = "anullsrc=r=16000:cl=mono" if silent_audio else "sine=frequency=440:sample_rate=16000"
-        args += ["-f", "lavfi", "-i", audio, "-t", str(seconds)]
+        args += ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=16000", "-t", str(seconds)]
     ffmpeg(*args, *VIDEO_CODECS[path.suffix.lower()], str(path))
     return path
 
