@@ -1,12 +1,14 @@
 """The interactive 3D preview: meshes go to `gr.Model3D` (a WebGL viewer), bare point clouds to a plotly scatter.
 
 The loader (`core.media.load_points`) decides what the file holds, so the preview shows exactly what the model will
-get. `gr.Model3D` reads .obj, .stl, .glb and .gltf as meshes but takes .ply for a Gaussian splat, so other mesh
+get. `gr.Model3D` reads .obj, .stl and .glb as meshes but takes .ply for a Gaussian splat, so other mesh
 files are converted to .glb first.
 """
 from __future__ import annotations
 
+import os
 import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -16,7 +18,8 @@ import plotly.graph_objects as go
 from core.media import load_points
 from demo.plots import MAX_PLOT_POINTS, point_cloud_figure
 
-MODEL3D_MESH_SUFFIXES = (".obj", ".stl", ".glb", ".gltf")
+MODEL3D_MESH_SUFFIXES = (".obj", ".stl", ".glb")
+_CONVERTED_DIR = Path(tempfile.gettempdir()) / "xmodal-meshes"
 
 
 @dataclass
@@ -42,7 +45,13 @@ def mesh_for_model3d(path: str) -> str:
         return path
     import trimesh
 
-    mesh = trimesh.load(path, force="mesh", process=False)
-    target = Path(tempfile.mkdtemp(prefix="xmodal-mesh-")) / (Path(path).stem + ".glb")
-    mesh.export(str(target))
+    from core.media import file_digest
+
+    # one file per content in one folder, so previewing the same mesh again (every redraw) writes nothing new
+    target = _CONVERTED_DIR / file_digest(path) / (Path(path).stem + ".glb")
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(f"{uuid.uuid4().hex}.partial.glb")  # another session may convert it too
+        trimesh.load(path, force="mesh", process=False).export(str(partial))
+        os.replace(partial, target)
     return str(target)

@@ -148,6 +148,10 @@ def test_mesh_formats_the_viewer_cannot_draw_are_converted_to_glb(tmp_path):
     trimesh.creation.box().export(str(off))
     converted = preview_3d(str(off)).mesh_path
     assert converted.endswith("box.glb") and trimesh.load(converted, force="mesh").faces.shape[0] == 12
+    copy = tmp_path / "copy" / "box.off"
+    copy.parent.mkdir()
+    copy.write_bytes(off.read_bytes())
+    assert preview_3d(str(copy)).mesh_path == converted, "the same mesh was converted again"
 
 
 def test_a_corrupt_3d_file_raises_the_loaders_error(tmp_path):
