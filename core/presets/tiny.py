@@ -62,6 +62,7 @@ def build_tiny(preset: Preset):
             bridge.baseline_trained = "linear" in trained  # one file holds both; the baseline may not be trained yet
         else:
             log.warning("no trained %s bridge at %s: its Q-Former is untrained", modality, path)
+            bridge.baseline_trained = False  # refused by name rather than run at random
         cmaa_path = checkpoint_dir / f"{modality}_cmaa.safetensors" if checkpoint_dir else None
         if cmaa_path is not None and cmaa_path.is_file():
             try:
