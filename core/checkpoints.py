@@ -1,7 +1,7 @@
 """Checkpoint format: safetensors holding only trained parameters, with a JSON config beside it. Never pickle.
 
 Frozen parts (encoders, LLM, the Q-Former's frozen text embeddings) come from their sources, so a checkpoint is
-small; loading checks that every stored tensor matches a trainable parameter by name and shape.
+small; loading checks that every stored tensor matches a parameter of the module by name and shape.
 """
 from __future__ import annotations
 

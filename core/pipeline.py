@@ -24,7 +24,9 @@ def _attention_record(modality: str, encoded: EncodedMedia, cross: Any) -> Modal
 
 
 class Pipeline:
-    """Holds one loaded preset; thread-safe (model work is serialised by a lock, state lives in requests)."""
+    """Holds one loaded preset; thread-safe: the Q-Formers and the LLM run one request at a time under a lock,
+    while encoders (stateless inference) and the encoder cache serve requests side by side; state lives in
+    requests."""
 
     def __init__(self, model, preset, cache: Optional[EncoderCache] = None) -> None:
         from core.llm import PrefixKVCache

@@ -113,7 +113,8 @@ class OptimizerTrace:
     final_instruction: str
     timings_s: dict[str, float]
     rejected: dict[str, str] = field(default_factory=dict)
-    """Rewrites that never became candidates, each with the reason (empty, duplicate, over-long, off-topic)."""
+    """Rewrites that never became candidates, each with the reason (empty, duplicate, over-long, off-topic,
+    changes what is asked); a refused final composition's reason starts with "final"."""
 
 
 @dataclass

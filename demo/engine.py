@@ -1,7 +1,8 @@
 """The process-wide pipelines: each preset is loaded once, on first use, and shared by every session.
 
 Loading takes seconds and the models are large, so sessions never get their own copy; their chats stay separate
-because everything per-user lives in the request and in the session state. The pipeline serialises model work.
+because everything per-user lives in the request and in the session state. The pipeline serialises the Q-Former
+and LLM work.
 """
 from __future__ import annotations
 

@@ -27,4 +27,6 @@ class EncodedMedia:
 
     @property
     def nbytes(self) -> int:
-        return self.tokens.numel() * self.tokens.element_size()
+        """Memory of every tensor held (the encoder cache's budget is counted in these)."""
+        tensors = [self.tokens, self.mask, self.group_centres, self.point_groups, self.points]
+        return sum(t.numel() * t.element_size() for t in tensors if t is not None)
