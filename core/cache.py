@@ -17,7 +17,6 @@ class EncoderCache:
         self._bytes = 0
         self._lock = threading.Lock()
         self.hits = 0
-        self.misses = 0
 
     def get_or_compute(self, key: Hashable, compute: Callable[[], EncodedMedia]) -> tuple[EncodedMedia, bool]:
         """The cached value (and True), or compute, store and return it (and False)."""
@@ -28,7 +27,6 @@ class EncoderCache:
                 return self._entries[key], True
         value = compute()
         with self._lock:
-            self.misses += 1
             if key not in self._entries:
                 self._entries[key] = value
                 self._bytes += value.nbytes

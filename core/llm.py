@@ -53,7 +53,7 @@ class LoadedLLM:
 def _fix_special_tokens(tokenizer: PreTrainedTokenizerBase, model: PreTrainedModel) -> None:
     """The SmolLM2 GGUF names `<|im_start|>` as eos; chat turns end with `<|im_end|>`, so generation must stop there."""
     im_end = tokenizer.convert_tokens_to_ids("<|im_end|>")
-    if isinstance(im_end, int) and im_end != tokenizer.unk_token_id and im_end is not None:
+    if isinstance(im_end, int) and im_end != tokenizer.unk_token_id:
         tokenizer.eos_token = "<|im_end|>"
         tokenizer.pad_token = "<|im_end|>"
     if tokenizer.pad_token is None:

@@ -15,12 +15,11 @@ def _attention_record(modality: str, encoded: EncodedMedia, cross: Any) -> Modal
     """Cross-attention as NumPy, over the encoder tokens that have a place (a ViT's leading [CLS] has none)."""
     weights = cross.detach().float().cpu().numpy()[..., encoded.extras.get("leading_tokens", 0):]
     if modality == "points":
-        return ModalityAttention(weights=weights, layout="points",
-                                 group_centres=encoded.group_centres.numpy(),
-                                 point_groups=encoded.point_groups.numpy(), points=encoded.points.numpy())
+        return ModalityAttention(weights=weights, group_centres=encoded.group_centres.numpy(),
+                                 points=encoded.points.numpy())
     if modality == "audio":
-        return ModalityAttention(weights=weights, layout="time", segment_seconds=encoded.segment_seconds)
-    return ModalityAttention(weights=weights, layout="grid", grid_hw=encoded.grid_hw)
+        return ModalityAttention(weights=weights, segment_seconds=encoded.segment_seconds)
+    return ModalityAttention(weights=weights, grid_hw=encoded.grid_hw)
 
 
 class Pipeline:

@@ -106,7 +106,7 @@ class InstructionAwareQFormer(nn.Module):
         self.query_tokens = nn.Parameter(torch.randn(1, settings.num_query_tokens, settings.hidden_size) * 0.02)
         self.qformer = InstructBlipQFormerModel(settings.transformers_config())
         if settings.init_from_text_model:
-            missing, unexpected = self.qformer.load_state_dict(_text_model_state(settings), strict=False)
+            _, unexpected = self.qformer.load_state_dict(_text_model_state(settings), strict=False)
             if unexpected:
                 raise RuntimeError(f"unexpected text-model keys: {unexpected[:3]}")
             for name, parameter in self.qformer.named_parameters():

@@ -73,16 +73,15 @@ class ModalityAttention:
     """Where one modality's Q-Former looked: cross-attention averaged over heads.
 
     `weights` has shape (passes, layers, queries, tokens): one pass per video frame or audio segment, else one.
-    `layout` says how to draw the token axis: "grid" (tokens = h*w), "time" (tokens = encoder frames of that
-    segment), or "points" (tokens = point groups; `group_centres` and `point_groups` place them).
+    The field that places the token axis depends on the modality: `grid_hw` (images and video frames: tokens =
+    h*w), `segment_seconds` (audio: tokens = encoder frames of each segment), `group_centres` with `points` (3D:
+    tokens = point groups).
     """
 
     weights: np.ndarray
-    layout: Literal["grid", "time", "points"]
     grid_hw: Optional[tuple[int, int]] = None
     segment_seconds: Optional[list[tuple[float, float]]] = None
     group_centres: Optional[np.ndarray] = None
-    point_groups: Optional[np.ndarray] = None
     points: Optional[np.ndarray] = None
 
 

@@ -169,10 +169,10 @@ def clear(session: ChatSession):
     return [], ""
 
 
-def analysis(session: ChatSession, layer: Optional[float] = None, query: Optional[str] = None) -> list:
+def analysis(session: ChatSession) -> list:
     """Attention controls and figures plus the inspector's content for the newest answered turn.
 
-    Without `layer`/`query` (a new answer) the controls reset to the last layer and the query average.
+    The controls reset to the last layer and the query average (a new answer, or an undo, changes the turn shown).
     Returns, in order: layer, query, the attention status and one plot per view in `VIEWS` order, then the
     inspector's status, candidates, NLL figure, in-context prompt, diff and answer.
     """
@@ -180,11 +180,10 @@ def analysis(session: ChatSession, layer: Optional[float] = None, query: Optiona
     records = list(turn.result.attention.values()) if turn is not None and turn.result is not None else []
     if records:
         layers = attention.layer_count(records[0])
-        choices = attention.query_choices(records[0])
-        chosen_layer = layers - 1 if layer is None else int(min(layer, layers - 1))
-        chosen_query = query if query in choices else attention.AVERAGE
+        chosen_layer, chosen_query = layers - 1, attention.AVERAGE
         layer_control = gr.Slider(minimum=0, maximum=layers - 1, value=chosen_layer, interactive=True)
-        query_control = gr.Dropdown(choices=choices, value=chosen_query, interactive=True)
+        query_control = gr.Dropdown(choices=attention.query_choices(records[0]), value=chosen_query,
+                                    interactive=True)
     else:
         chosen_layer, chosen_query = -1, attention.AVERAGE
         layer_control, query_control = gr.skip(), gr.skip()

@@ -54,15 +54,13 @@ def _as_uint8_rgb(image: np.ndarray) -> np.ndarray:
     return array[..., :3]
 
 
-def _add_picture_with_heatmap(fig: go.Figure, image: np.ndarray, grid: Optional[np.ndarray],
+def _add_picture_with_heatmap(fig: go.Figure, image: np.ndarray, grid: np.ndarray,
                               row: Optional[int] = None, col: Optional[int] = None,
                               show_scale: bool = True, zrange: Optional[tuple[float, float]] = None) -> None:
     """The picture, and over it a translucent heatmap whose cells stretch over the picture's pixels."""
     source, width, height = image_data_uri(image)
     where = dict(row=row, col=col) if row is not None else {}
     fig.add_trace(go.Image(source=source, hoverinfo="skip", dx=1, dy=1), **where)
-    if grid is None:
-        return
     h, w = grid.shape
     zmin, zmax = zrange if zrange else (float(grid.min()), float(grid.max()))
     fig.add_trace(go.Heatmap(
@@ -73,8 +71,8 @@ def _add_picture_with_heatmap(fig: go.Figure, image: np.ndarray, grid: Optional[
     ), **where)
 
 
-def image_figure(image: np.ndarray, grid: Optional[np.ndarray] = None, title: str = "") -> go.Figure:
-    """A picture, optionally with an attention grid (h, w) laid over it."""
+def image_figure(image: np.ndarray, grid: np.ndarray, title: str = "") -> go.Figure:
+    """A picture with an attention grid (h, w) laid over it."""
     fig = go.Figure()
     _add_picture_with_heatmap(fig, image, grid)
     fig.update_layout(title=title, height=420, margin=_MARGIN)
@@ -83,16 +81,15 @@ def image_figure(image: np.ndarray, grid: Optional[np.ndarray] = None, title: st
     return fig
 
 
-def frame_strip_figure(frames: Sequence[np.ndarray], grids: Optional[np.ndarray], times_s: Sequence[float],
+def frame_strip_figure(frames: Sequence[np.ndarray], grids: np.ndarray, times_s: Sequence[float],
                        title: str = "") -> go.Figure:
     """Sampled video frames side by side, each with its own attention grid on one shared colour scale."""
     count = len(frames)
     fig = make_subplots(rows=1, cols=count, subplot_titles=[f"t = {t:.2f} s" for t in times_s],
                         horizontal_spacing=0.02)
-    zrange = (float(np.min(grids)), float(np.max(grids))) if grids is not None else None
+    zrange = (float(np.min(grids)), float(np.max(grids)))
     for i, frame in enumerate(frames):
-        grid = grids[i] if grids is not None else None
-        _add_picture_with_heatmap(fig, frame, grid, row=1, col=i + 1, show_scale=(i == count - 1), zrange=zrange)
+        _add_picture_with_heatmap(fig, frame, grids[i], row=1, col=i + 1, show_scale=(i == count - 1), zrange=zrange)
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     fig.update_layout(title=title, height=300, margin=_MARGIN)
@@ -145,16 +142,15 @@ def thin_points(count: int, max_points: int = MAX_PLOT_POINTS, seed: int = 0) ->
 
 
 def point_cloud_figure(xyz: np.ndarray, rgb: Optional[np.ndarray] = None, values: Optional[np.ndarray] = None,
-                       value_label: str = "attention", max_points: int = MAX_PLOT_POINTS,
                        title: str = "") -> go.Figure:
     """An interactive 3D scatter coloured by `values` if given, else by the cloud's own rgb, else by height (z)."""
     xyz = np.asarray(xyz, dtype=np.float32)
-    keep = thin_points(len(xyz), max_points)
+    keep = thin_points(len(xyz))
     x, y, z = xyz[keep].T
     if values is not None:
         shown = np.asarray(values, dtype=np.float32)[keep]
-        marker = dict(color=shown, colorscale=HEATMAP_COLOURS, colorbar=dict(title=value_label))
-        hover = f"{value_label} %{{marker.color:.4f}}<extra></extra>"
+        marker = dict(color=shown, colorscale=HEATMAP_COLOURS, colorbar=dict(title="attention"))
+        hover = "attention %{marker.color:.4f}<extra></extra>"
     elif rgb is not None:
         colours = _as_uint8_rgb(np.asarray(rgb)[keep][None])[0]
         marker = dict(color=[f"rgb({r},{g},{b})" for r, g, b in colours])

@@ -30,9 +30,9 @@ class Preview3D:
     figure: Optional[go.Figure] = None
 
 
-def preview_3d(path: str, max_points: int = MAX_PLOT_POINTS) -> Preview3D:
+def preview_3d(path: str) -> Preview3D:
     """Load a 3D file (raises `core.media.MediaError`) and choose its viewer."""
-    cloud = load_points(path, num_points=max_points)
+    cloud = load_points(path, num_points=MAX_PLOT_POINTS)
     if cloud.source == "mesh":
         return Preview3D(mesh_path=mesh_for_model3d(path))
     title = "coloured by the file's rgb" if cloud.rgb is not None else "coloured by height"

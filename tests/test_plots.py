@@ -95,9 +95,9 @@ def test_readable_tokens_show_byte_level_spaces():
     assert plots.readable_tokens(["\u0120cat", "s", ""]) == [" cat", "s", "\u2423"]
 
 
-def _record(passes=2, layers=3, queries=4, tokens=6, layout="grid", **extra):
+def _record(passes=2, layers=3, queries=4, tokens=6, **extra):
     weights = np.random.default_rng(1).random((passes, layers, queries, tokens)).astype(np.float32)
-    return ModalityAttention(weights=weights, layout=layout, **extra)
+    return ModalityAttention(weights=weights, **extra)
 
 
 def test_select_picks_a_layer_and_a_query_or_the_average():
@@ -225,8 +225,8 @@ def test_attention_views_draw_every_modality_on_its_media_and_hide_the_rest():
     records = {
         "image": _record(passes=1, tokens=49, grid_hw=(7, 7)),
         "video": _record(passes=4, tokens=49, grid_hw=(7, 7)),
-        "audio": _record(passes=2, tokens=50, layout="time", segment_seconds=[(0.0, 1.0), (1.0, 2.0)]),
-        "points": _record(passes=1, tokens=4, layout="points", group_centres=centres,
+        "audio": _record(passes=2, tokens=50, segment_seconds=[(0.0, 1.0), (1.0, 2.0)]),
+        "points": _record(passes=1, tokens=4, group_centres=centres,
                           points=rng.normal(size=(300, 3)).astype(np.float32)),
     }
     media = {"image": "cat.jpg", "video": "moving_circle.mp4", "audio": "beeps.wav", "points": "torus_points.ply"}

@@ -11,7 +11,6 @@ from core.prompt import PromptStyle
 @dataclass
 class Preset:
     name: str
-    description: str
     build: Callable[["Preset"], "object"]
     """Builds the `XModalModel` for this preset (each preset knows its own encoders)."""
     llm_dtype: str = "float32"

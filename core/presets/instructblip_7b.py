@@ -140,9 +140,7 @@ def instructblip_7b_preset(**overrides) -> Preset:
         options[option] = overrides.pop(option, None) or os.environ.get(env) or default
     options["qformer_settings"] = overrides.pop("qformer_settings", None)
     options["pointbert_config"] = overrides.pop("pointbert_config", None)
-    values = dict(name=NAME, description="GPU: 4-bit Vicuna-7B + EVA-CLIP ViT-g + InstructBLIP / X-InstructBLIP "
-                  "Q-Formers (audio: BEATs, 3D: ULIP-2 PointBERT when their files are given)",
-                  build=build_instructblip_7b, llm_dtype="bfloat16", quantization="nf4", prompt_style="vicuna",
+    values = dict(name=NAME, build=build_instructblip_7b, llm_dtype="bfloat16", quantization="nf4", prompt_style="vicuna",
                   num_video_frames=4, audio_segments=2, num_points=8192, requires_cuda=True, options=options)
     values.update(overrides)
     return Preset(**values)

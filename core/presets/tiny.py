@@ -83,7 +83,6 @@ def build_tiny(preset: Preset):
 
 
 def tiny_preset(**overrides) -> Preset:
-    values = dict(name="tiny", description="offline CPU: SmolLM2-135M + EfficientNet-Lite0 + Whisper tiny.en",
-                  build=build_tiny, checkpoint_dir=CHECKPOINTS)
+    values = dict(name="tiny", build=build_tiny, checkpoint_dir=CHECKPOINTS)
     values.update(overrides)
     return Preset(**values)

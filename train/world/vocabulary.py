@@ -82,8 +82,6 @@ TEMPOS = ("slow", "fast")
 MAX_EVENTS = 4
 SPOKEN_WORDS = ("hello", "yes", "no", "stop", "go", "apple", "water", "music", "thanks", "sunny")
 
-SETTINGS = ("outdoors", "indoors")
-
 
 def plural(word: str) -> str:
     """English plural of a vocabulary noun."""
