@@ -161,6 +161,21 @@ class _CountingStreamer(TextIteratorStreamer):
         super().put(value)
 
 
+KeyValues = list[tuple[torch.Tensor, torch.Tensor]]
+"""Each layer's (keys, values) of a prompt, kept to be shared by later calls."""
+
+
+def cache_tensors(cache: DynamicCache) -> KeyValues:
+    return [(layer.keys, layer.values) for layer in cache.layers]
+
+
+def shared_cache(llm: LoadedLLM, key_values: KeyValues, batch: int = 1) -> DynamicCache:
+    """A fresh cache over kept keys and values for `batch` rows: expanded views, not copies; the model concatenates
+    new tokens onto them, so the kept tensors are never changed."""
+    return DynamicCache([(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1)) for k, v in key_values],
+                        config=llm.model.config)
+
+
 class PrefixKVCache:
     """Keys and values of prompts' opening text (`AssembledInput.leading_ids`), kept for the few openings in use: the
     system turn and first cue are the same for most requests, so prefill starts after them. Thread-safe; entries
@@ -168,7 +183,7 @@ class PrefixKVCache:
 
     def __init__(self, max_entries: int = 8) -> None:
         self.max_entries = max_entries
-        self._entries: "OrderedDict[tuple, list[tuple[torch.Tensor, torch.Tensor]]]" = OrderedDict()
+        self._entries: "OrderedDict[tuple, KeyValues]" = OrderedDict()
         self._lock = threading.Lock()
 
     def cache_for(self, llm: LoadedLLM, leading_ids: Optional[torch.Tensor],
@@ -185,12 +200,12 @@ class PrefixKVCache:
         if layers is None:
             with torch.inference_mode():
                 out = llm.model(input_ids=leading_ids[None].to(llm.device), use_cache=True)
-            layers = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
+            layers = cache_tensors(out.past_key_values)
             with self._lock:
                 self._entries[key] = layers
                 while len(self._entries) > self.max_entries:
                     self._entries.popitem(last=False)
-        return DynamicCache(layers, config=llm.model.config)
+        return shared_cache(llm, layers)
 
 
 def stream_generate(llm: LoadedLLM, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor,

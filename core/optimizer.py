@@ -21,10 +21,10 @@ from typing import Optional
 import torch
 from rapidfuzz import fuzz
 from rapidfuzz.distance import DamerauLevenshtein, Indel
-from transformers import DynamicCache, StoppingCriteria, StoppingCriteriaList
+from transformers import StoppingCriteria, StoppingCriteriaList
 
 from core.encoders.base import EncodedMedia
-from core.llm import LoadedLLM
+from core.llm import KeyValues, LoadedLLM, cache_tensors, shared_cache
 from core.prompt import AssembledInput
 from core.schema import MODALITIES, GenerationSettings, InstructionCandidate, OptimizerTrace
 
@@ -144,7 +144,7 @@ class AlignmentScorer:
         with torch.inference_mode():
             out = llm.model(inputs_embeds=prefix.inputs_embeds.to(llm.device),
                             attention_mask=prefix.attention_mask.to(llm.device), use_cache=True)
-        self._prefix_kv = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
+        self._prefix_kv = cache_tensors(out.past_key_values)
         self._first_log_probs = out.logits[0, -1].float().log_softmax(-1)
 
     def token_ids(self, instruction: str) -> list[int]:
@@ -165,9 +165,7 @@ class AlignmentScorer:
             padded[row, : len(seq)] = torch.tensor(seq)
             mask[row, : len(seq)] = 1
         padded, mask = padded.to(self.llm.device), mask.to(self.llm.device)
-        # views of the prefix's keys and values, not copies: the model concatenates the candidates onto them
-        cache = DynamicCache([(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1)) for k, v in self._prefix_kv],
-                             config=self.llm.model.config)
+        cache = shared_cache(self.llm, self._prefix_kv, batch)
         attention = torch.cat([torch.ones(batch, self.prefix_length, dtype=torch.long, device=mask.device), mask], 1)
         with torch.inference_mode():
             logits = self.llm.model(inputs_embeds=self.llm.embed(padded), attention_mask=attention,
@@ -260,7 +258,7 @@ class InstructionOptimizer:
         original = len(self.llm.tokenizer(question, add_special_tokens=False).input_ids)
         return min(self.settings.max_instruction_tokens, 2 * original + 8)
 
-    def _header_cache(self, header: str) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
+    def _header_cache(self, header: str) -> tuple[torch.Tensor, KeyValues]:
         """Token ids and keys/values of a few-shot header, computed once per LLM and header text."""
         per_llm = _HEADER_CACHE.setdefault(self.llm.model, {})
         if header not in per_llm:
@@ -268,7 +266,7 @@ class InstructionOptimizer:
             ids = ids.to(self.llm.device)
             with torch.inference_mode():
                 cache = self.llm.model(input_ids=ids, use_cache=True).past_key_values
-            per_llm[header] = (ids, [(layer.keys, layer.values) for layer in cache.layers])
+            per_llm[header] = (ids, cache_tensors(cache))
         return per_llm[header]
 
     def _newline_tokens(self) -> torch.Tensor:
@@ -290,8 +288,7 @@ class InstructionOptimizer:
         header_ids, header_kv = self._header_cache(header)
         query_ids = tokenizer(query, add_special_tokens=False, return_tensors="pt").input_ids.to(self.llm.device)
         rows = torch.cat([header_ids, query_ids], dim=1).expand(count, -1)
-        cache = DynamicCache([(k.expand(count, -1, -1, -1), v.expand(count, -1, -1, -1)) for k, v in header_kv],
-                             config=self.llm.model.config)
+        cache = shared_cache(self.llm, header_kv, count)
         kwargs = dict(max_new_tokens=limit + 1, do_sample=sample, pad_token_id=tokenizer.pad_token_id,
                       eos_token_id=tokenizer.eos_token_id,
                       stopping_criteria=StoppingCriteriaList([_LineEnd(self._newline_tokens())]))

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from transformers import DynamicCache
 
-from core.llm import LoadedLLM
+from core.llm import LoadedLLM, cache_tensors, shared_cache
 from core.prompt import MediaSlot, PromptStyle, render_pieces
 
 
@@ -57,13 +57,8 @@ class PrefixCachedLLM:
         self.template = template
         with torch.no_grad():
             out = llm.model.model(input_ids=template.prefix_ids[None].to(llm.device), use_cache=True)
-        self._prefix_kv = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
+        self._prefix_kv = cache_tensors(out.past_key_values)
         self.prefix_length = int(template.prefix_ids.shape[0])
-
-    def _cache(self, batch: int) -> DynamicCache:
-        """A fresh cache holding the prefix for `batch` rows (views, no copy: the model concatenates onto them)."""
-        return DynamicCache([(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1)) for k, v in self._prefix_kv],
-                            config=self.llm.model.config)
 
     def _hidden(self, embeds: torch.Tensor, cache: DynamicCache, start: int) -> torch.Tensor:
         positions = torch.arange(start, start + embeds.shape[1], device=embeds.device)[None].expand(embeds.shape[0], -1)
@@ -100,7 +95,7 @@ class PrefixCachedLLM:
         The LM head runs only where an answer token is predicted, which skips most of its 49k-wide matmul.
         """
         embeds, labels = self.suffix_batch(media, suffixes, answers)
-        hidden = self._hidden(embeds, self._cache(embeds.shape[0]), self.prefix_length)
+        hidden = self._hidden(embeds, shared_cache(self.llm, self._prefix_kv, embeds.shape[0]), self.prefix_length)
         targets = labels[:, 1:]
         scored = targets != -100
         logits = self.llm.model.lm_head(hidden[:, :-1][scored]).float()
@@ -116,7 +111,7 @@ class PrefixCachedLLM:
             groups.setdefault(int(suffix.shape[0]), []).append(i)
         for rows in groups.values():
             embeds, _ = self.suffix_batch(media[rows], [suffixes[i] for i in rows])
-            cache = self._cache(len(rows))
+            cache = shared_cache(self.llm, self._prefix_kv, len(rows))
             hidden = self._hidden(embeds, cache, self.prefix_length)
             position = self.prefix_length + embeds.shape[1]
             produced = torch.empty(len(rows), 0, dtype=torch.long, device=embeds.device)
