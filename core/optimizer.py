@@ -3,7 +3,8 @@
 Instruction Alignment Score (IAS): the mean negative log-likelihood of an instruction's tokens when the LLM has seen
 the media and the meta-prompt ("Based on the image given, the most appropriate instruction should be:"); lower
 means the wording fits the media better. Every candidate follows the same prefix, so the prefix runs through the LLM
-once, its key/value cache is shared by the batch (expanded views, no copy), and all candidates are scored in one forward pass.
+once, its key/value cache is shared by the batch (expanded views, no copy), and all candidates are scored in one
+forward pass.
 
 Rewrites come from one batched, sampled generation with a few-shot rewrite prompt (text only: the small offline LLM
 follows a plain completion pattern far better than a chat request). Instruction Comparison Optimisation (ICO) then
