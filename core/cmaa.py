@@ -51,16 +51,12 @@ class CrossModalAlignmentAttention(nn.Module):
 def instruction_embeddings(llm, instructions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
     """CMAA's keys and values: the instructions' tokens in the LLM's own embedding table, right-padded (B, L, W),
     and the mask of real tokens (B, L)."""
-    tokenizer = llm.tokenizer
-    ids = [tokenizer(text, add_special_tokens=False).input_ids for text in instructions]
-    longest = max(len(seq) for seq in ids)
-    padded = torch.full((len(ids), longest), tokenizer.pad_token_id, dtype=torch.long)
-    mask = torch.zeros(len(ids), longest, dtype=torch.bool)
-    for row, seq in enumerate(ids):
-        padded[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
-        mask[row, : len(seq)] = True
+    from core.llm import right_padded
+
+    padded, mask = right_padded([llm.tokenizer(text, add_special_tokens=False).input_ids for text in instructions],
+                                llm.tokenizer.pad_token_id)
     with torch.no_grad():
-        return llm.embed(padded).float(), mask.to(llm.device)
+        return llm.embed(padded).float(), mask.bool().to(llm.device)
 
 
 def load_cmaa(path: Path, width: int, bridge_file: Optional[Path] = None) -> CrossModalAlignmentAttention:

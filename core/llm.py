@@ -161,6 +161,17 @@ class _CountingStreamer(TextIteratorStreamer):
         super().put(value)
 
 
+def right_padded(ids: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token id lists as one (B, longest) batch padded on the right with `pad_id`, and the mask of real tokens (1)."""
+    longest = max(len(seq) for seq in ids)
+    padded = torch.full((len(ids), longest), pad_id, dtype=torch.long)
+    mask = torch.zeros(len(ids), longest, dtype=torch.long)
+    for row, seq in enumerate(ids):
+        padded[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+        mask[row, : len(seq)] = 1
+    return padded, mask
+
+
 KeyValues = list[tuple[torch.Tensor, torch.Tensor]]
 """Each layer's (keys, values) of a prompt, kept to be shared by later calls."""
 

@@ -25,7 +25,7 @@ from rapidfuzz.distance import DamerauLevenshtein, Indel
 from transformers import StoppingCriteria, StoppingCriteriaList
 
 from core.encoders.base import EncodedMedia
-from core.llm import KeyValues, LoadedLLM, cache_tensors, shared_cache
+from core.llm import KeyValues, LoadedLLM, cache_tensors, right_padded, shared_cache
 from core.prompt import AssembledInput
 from core.schema import MODALITIES, GenerationSettings, InstructionCandidate, OptimizerTrace
 
@@ -159,12 +159,8 @@ class AlignmentScorer:
         ids = [self.token_ids(text) for text in instructions]
         if any(not seq for seq in ids):
             raise ValueError("cannot score an empty instruction")
-        batch, longest = len(ids), max(len(seq) for seq in ids)
-        padded = torch.full((batch, longest), self.llm.tokenizer.pad_token_id, dtype=torch.long)
-        mask = torch.zeros(batch, longest, dtype=torch.long)
-        for row, seq in enumerate(ids):
-            padded[row, : len(seq)] = torch.tensor(seq)
-            mask[row, : len(seq)] = 1
+        batch = len(ids)
+        padded, mask = right_padded(ids, self.llm.tokenizer.pad_token_id)
         padded, mask = padded.to(self.llm.device), mask.to(self.llm.device)
         cache = shared_cache(self.llm, self._prefix_kv, batch)
         attention = torch.cat([torch.ones(batch, self.prefix_length, dtype=torch.long, device=mask.device), mask], 1)
