@@ -80,7 +80,7 @@ def first_content_word(text: str) -> str:
 
 
 class ChatGenerator:
-    """Batched greedy chat completions with the frozen LLM (left padding, as decoder-only generation needs)."""
+    """Batched greedy chat completions with the frozen LLM: one user turn each, through `core.llm.greedy_batch`."""
 
     def __init__(self, llm, batch_size: int = 16) -> None:
         self.llm = llm
@@ -88,18 +88,12 @@ class ChatGenerator:
 
     @torch.no_grad()
     def __call__(self, prompts: list[str], max_new_tokens: int) -> list[str]:
-        tokenizer = self.llm.tokenizer
-        tokenizer.padding_side = "left"
-        outputs = []
-        for start in range(0, len(prompts), self.batch_size):
-            texts = [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
-                                                   add_generation_prompt=True)
-                     for p in prompts[start:start + self.batch_size]]
-            batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-            ids = self.llm.model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
-                                          eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-            outputs += tokenizer.batch_decode(ids[:, batch.input_ids.shape[1]:], skip_special_tokens=True)
-        return [o.strip() for o in outputs]
+        from core.llm import greedy_batch
+
+        turns = [self.llm.tokenizer.apply_chat_template([{"role": "user", "content": p}], add_generation_prompt=True,
+                                                        return_tensors="pt", return_dict=True).input_ids[0]
+                 for p in prompts]
+        return greedy_batch(self.llm, [self.llm.embed(ids) for ids in turns], max_new_tokens, self.batch_size)
 
 
 def llm_round_trip(rows: list[dict], indices: list[int], generate: ChatGenerator) -> tuple[list[dict], dict]:
