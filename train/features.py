@@ -19,6 +19,7 @@ from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from core.encoders.base import EncodedMedia
+from train.world.records import read_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -75,33 +76,29 @@ def encoder_for(modality: str, points_encoder: Path | None = None) -> Callable[[
     raise ValueError(f"unknown modality {modality!r}")
 
 
+def _padded_cat(tokens: list[torch.Tensor], masks: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Batches (n, P, T, W) with masks (n, P, T) joined along n, each padded to the largest P and T."""
+    passes = max(t.shape[1] for t in tokens)
+    length = max(t.shape[2] for t in tokens)
+    out_tokens = torch.zeros(sum(t.shape[0] for t in tokens), passes, length, tokens[0].shape[3],
+                             dtype=tokens[0].dtype)
+    out_mask = torch.zeros(out_tokens.shape[:3], dtype=torch.bool)
+    row = 0
+    for t, m in zip(tokens, masks):
+        n, p, length_t, _ = t.shape
+        out_tokens[row:row + n, :p, :length_t] = t
+        out_mask[row:row + n, :p, :length_t] = m
+        row += n
+    return {"tokens": out_tokens, "mask": out_mask}
+
+
 def stack_encoded(items: list[EncodedMedia]) -> dict[str, torch.Tensor]:
     """Pad every item to the largest pass and token counts; fp16 tokens, bool mask."""
-    passes = max(e.tokens.shape[0] for e in items)
-    length = max(e.tokens.shape[1] for e in items)
-    width = items[0].tokens.shape[2]
-    tokens = torch.zeros(len(items), passes, length, width, dtype=torch.float16)
-    mask = torch.zeros(len(items), passes, length, dtype=torch.bool)
-    for i, e in enumerate(items):
-        p, t, _ = e.tokens.shape
-        tokens[i, :p, :t] = e.tokens.to(torch.float16)
-        mask[i, :p, :t] = e.mask
-    return {"tokens": tokens, "mask": mask}
+    return _padded_cat([e.tokens[None].to(torch.float16) for e in items], [e.mask[None] for e in items])
 
 
 def merge_parts(parts: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    passes = max(p["tokens"].shape[1] for p in parts)
-    length = max(p["tokens"].shape[2] for p in parts)
-    tokens, masks = [], []
-    for p in parts:
-        n, pp, t, w = p["tokens"].shape
-        padded = torch.zeros(n, passes, length, w, dtype=p["tokens"].dtype)
-        padded[:, :pp, :t] = p["tokens"]
-        mask = torch.zeros(n, passes, length, dtype=torch.bool)
-        mask[:, :pp, :t] = p["mask"]
-        tokens.append(padded)
-        masks.append(mask)
-    return {"tokens": torch.cat(tokens), "mask": torch.cat(masks)}
+    return _padded_cat([p["tokens"] for p in parts], [p["mask"] for p in parts])
 
 
 def cache_features(data: Path, out: Path, split: str, modality: str, part_size: int = 256,
@@ -134,7 +131,7 @@ def load_features(path: Path) -> tuple[torch.Tensor, torch.Tensor, list[dict]]:
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist; cache the features first: python -m train.features ...")
     stored = load_file(str(path))
-    rows = [json.loads(line) for line in path.with_suffix(".jsonl").read_text().splitlines() if line.strip()]
+    rows = read_jsonl(path.with_suffix(".jsonl"))
     if stored["tokens"].shape[0] != len(rows):
         raise ValueError(f"{path}: {stored['tokens'].shape[0]} feature rows but {len(rows)} manifest rows")
     return stored["tokens"], stored["mask"], rows

@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from core.model import ModalityBridge
 from core.qformer import QFormerSettings
+from train.world.records import read_jsonl
 
 log = logging.getLogger("train")
 
@@ -105,7 +106,7 @@ class TrainConfig:
 
 
 def load_instructions(path: Path, num_samples: int) -> list[dict]:
-    rows = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    rows = read_jsonl(path)
     if not rows:
         raise ValueError(f"{path} holds no instruction examples")
     bad = [r for r in rows if not 0 <= r["sample"] < num_samples]

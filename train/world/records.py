@@ -55,10 +55,15 @@ def write_manifest(path: str, records: list[SampleRecord]) -> None:
     os.replace(temporary, path)
 
 
+def read_jsonl(path) -> list[dict]:
+    """One JSON object per non-blank line (manifests, instruction sets, feature rows)."""
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
 def read_manifest(path: str) -> list[SampleRecord]:
     """Records with paths joined to the manifest's folder."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no manifest at {path}; generate one with `python -m train.world` or an adapter")
     base_dir = os.path.dirname(path)
-    with open(path, encoding="utf-8") as handle:
-        return [SampleRecord.from_json(json.loads(line), base_dir) for line in handle if line.strip()]
+    return [SampleRecord.from_json(row, base_dir) for row in read_jsonl(path)]
