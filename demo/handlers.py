@@ -152,6 +152,11 @@ def _settings_or_error(settings_values: tuple):
         raise gr.Error(f"Invalid setting: {e}") from e
 
 
+def sent(session: ChatSession) -> None:
+    """Runs outside the queue the moment a question is sent, before its answer waits for the model."""
+    session.arm_stop()
+
+
 def stop(session: ChatSession) -> None:
     """Ask the running answer to stop after its current token; the partial answer stays."""
     session.stop.set()

@@ -107,14 +107,17 @@ def build_demo(host: PipelineHost, presets: list[str], default_preset: str) -> g
             component.change(handlers.reveal_input_tab(tab_id), component, input_tabs, api_visibility="private")
 
         model_events = dict(concurrency_id=MODEL_QUEUE, concurrency_limit=1)
+        unqueued = dict(queue=False, api_visibility="private")
         for trigger in (question.submit, send.click):
-            trigger(chat.respond, [session, question, *media_inputs, *settings.inputs()], [chatbot, question],
-                    api_visibility="private", **model_events).then(handlers.analysis, session, analysis_outputs,
-                                                                   api_visibility="private")
-        retry.click(chat.retry, [session, *media_inputs, *settings.inputs()], [chatbot, question],
-                    api_visibility="private", **model_events).then(handlers.analysis, session, analysis_outputs,
-                                                                   api_visibility="private")
-        stop.click(handlers.stop, session, None, queue=False, api_visibility="private")
+            trigger(handlers.sent, session, None, **unqueued).then(
+                chat.respond, [session, question, *media_inputs, *settings.inputs()], [chatbot, question],
+                api_visibility="private", **model_events).then(handlers.analysis, session, analysis_outputs,
+                                                               api_visibility="private")
+        retry.click(handlers.sent, session, None, **unqueued).then(
+            chat.retry, [session, *media_inputs, *settings.inputs()], [chatbot, question],
+            api_visibility="private", **model_events).then(handlers.analysis, session, analysis_outputs,
+                                                           api_visibility="private")
+        stop.click(handlers.stop, session, None, **unqueued)
         undo.click(handlers.undo, session, [chatbot, question], api_visibility="private").then(
             handlers.analysis, session, analysis_outputs, api_visibility="private")
         clear.click(handlers.clear, session, [chatbot, question], api_visibility="private").then(

@@ -45,8 +45,12 @@ class ChatSession:
         """Earlier (question, answer) pairs for the prompt; the turn being answered is not included."""
         return [(t.question, t.answer) for t in self.turns if t.result is not None]
 
-    def start_turn(self, question: str, media: dict[str, str]) -> Turn:
+    def arm_stop(self) -> None:
+        """A question was just sent: forget earlier stop presses, so a press from now on stops it, whether it is
+        still waiting in the queue behind other users or already answering."""
         self.stop.clear()
+
+    def start_turn(self, question: str, media: dict[str, str]) -> Turn:
         turn = Turn(question=question, media=dict(media))
         self.turns.append(turn)
         return turn

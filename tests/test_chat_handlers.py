@@ -3,7 +3,7 @@ import gradio as gr
 import pytest
 
 from core.schema import AskResult, GenerationSettings, StreamEvent
-from demo.handlers import ChatHandlers, undo
+from demo.handlers import ChatHandlers, sent, stop, undo
 from demo.session import ChatSession
 
 DEFAULTS = GenerationSettings()
@@ -22,6 +22,19 @@ class _FailingPipeline:
         yield StreamEvent(delta="partial")
         self.during()
         raise RuntimeError("the model broke")
+
+
+class _StopAwarePipeline:
+    """Answers 'a dog' token by token unless the stop switch is set, as the real pipeline's streamer does."""
+
+    def stream(self, request, stop=None):
+        answer = ""
+        for word in ("a", " dog"):
+            if stop.is_set():
+                break
+            answer += word
+            yield StreamEvent(delta=word)
+        yield StreamEvent(result=AskResult(answer, request.question, {"total": 0.1}, tokens_generated=len(answer)))
 
 
 class _Host:
@@ -56,3 +69,21 @@ def test_retry_with_an_invalid_setting_keeps_the_turn_it_was_to_retry():
     with pytest.raises(gr.Error, match="Invalid setting"):
         list(handlers.retry(session, *NO_MEDIA, *invalid))
     assert [t.question for t in session.turns] == ["what is it"]
+
+
+def test_a_stop_pressed_while_the_question_waits_in_the_queue_stops_it():
+    session = ChatSession()
+    handlers = ChatHandlers(_Host(_StopAwarePipeline()))
+    sent(session)
+    stop(session)  # before the queue reached the answer
+    list(handlers.respond(session, "what is it", *NO_MEDIA, *VALID))
+    assert session.turns[-1].stopped and session.turns[-1].answer == ""
+
+
+def test_a_stop_pressed_before_a_question_is_sent_does_not_stop_it():
+    session = _answered_session()
+    handlers = ChatHandlers(_Host(_StopAwarePipeline()))
+    stop(session)  # after the first answer had finished
+    sent(session)
+    list(handlers.respond(session, "and now?", *NO_MEDIA, *VALID))
+    assert not session.turns[-1].stopped and session.turns[-1].answer == "a dog"
