@@ -46,6 +46,11 @@ class LoadedLLM:
     def device(self) -> torch.device:
         return self.model.get_input_embeddings().weight.device
 
+    @property
+    def context_length(self) -> Optional[int]:
+        """How many positions the LLM was trained on (prompt and answer together); None when its config omits it."""
+        return getattr(self.model.config, "max_position_embeddings", None)
+
     def embed(self, ids: torch.Tensor) -> torch.Tensor:
         return self.model.get_input_embeddings()(ids.to(self.device))
 

@@ -27,7 +27,7 @@ from transformers import StoppingCriteria, StoppingCriteriaList
 from core.encoders.base import EncodedMedia
 from core.llm import KeyValues, LoadedLLM, cache_tensors, right_padded, shared_cache
 from core.prompt import AssembledInput
-from core.schema import MODALITIES, GenerationSettings, InstructionCandidate, OptimizerTrace
+from core.schema import MODALITIES, GenerationSettings, InstructionCandidate, OptimizerTrace, checked_question
 
 MEDIA_NAMES = {"image": "image", "audio": "audio clip", "video": "video", "points": "3D object"}
 
@@ -352,9 +352,7 @@ class InstructionOptimizer:
                  settings: Optional[GenerationSettings] = None) -> OptimizerTrace:
         """The trace of one optimisation; its final instruction is never empty (at worst, the original)."""
         settings = settings or GenerationSettings()
-        question = question.strip()
-        if not question:
-            raise ValueError("the question is empty")
+        question = checked_question(question)
         modalities = list(encoded)
         timings: dict[str, float] = {}
         start = time.perf_counter()

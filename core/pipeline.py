@@ -8,7 +8,9 @@ from typing import Any, Iterator, Optional
 
 from core.cache import EncoderCache
 from core.encoders.base import EncodedMedia
-from core.schema import (AskRequest, AskResult, CmaaAttention, ModalityAttention, OptimizerTrace, StreamEvent)
+from core.prompt import AssembledInput
+from core.schema import (AskRequest, AskResult, CmaaAttention, ModalityAttention, OptimizerTrace, StreamEvent,
+                         checked_question)
 
 
 def _attention_record(modality: str, encoded: EncodedMedia, cross: Any) -> ModalityAttention:
@@ -74,9 +76,7 @@ class Pipeline:
 
         settings = request.settings
         settings.validate()
-        question = request.question.strip()
-        if not question:
-            raise ValueError("the question is empty")
+        question = checked_question(request.question)
         unknown = set(request.media_paths()) - set(self.model.modalities)
         if unknown:
             raise ValueError(f"preset {self.preset.name!r} has no {sorted(unknown)[0]} model")
@@ -100,8 +100,8 @@ class Pipeline:
             outputs = {m: self.model.media_tokens(m, e, instruction, settings, output_attentions=True)
                        for m, e in encoded.items()}
             timings["qformer"] = time.perf_counter() - t
-            prompt = self.model.build_input(question_used, {m: o.tokens for m, o in outputs.items()},
-                                            request.history, prefix_cues=settings.prefix_cues)
+            prompt, turns_dropped = self._prompt_within_context(
+                question_used, {m: o.tokens for m, o in outputs.items()}, request.history, settings)
             stats: dict = {}
             pieces: list[str] = []
             t_generate = time.perf_counter()
@@ -128,8 +128,21 @@ class Pipeline:
                                              instruction_tokens=self.model.instruction_tokens(instruction))
                             for m, o in outputs.items() if o.cmaa_weights is not None},
             optimizer=trace,
+            history_turns_dropped=turns_dropped,
         )
         yield StreamEvent(result=result)
+
+    def _prompt_within_context(self, question: str, media_tokens: dict, history: list[tuple[str, str]],
+                               settings) -> tuple[AssembledInput, int]:
+        """The LLM input with as many of the latest turns as leave room for the answer in the LLM's context, and
+        how many of the oldest were left out; past the window the LLM's output is noise."""
+        limit = self.model.llm.context_length
+        for dropped in range(len(history) + 1):
+            prompt = self.model.build_input(question, media_tokens, history[dropped:], prefix_cues=settings.prefix_cues)
+            if limit is None or prompt.inputs_embeds.shape[1] + settings.max_new_tokens <= limit:
+                return prompt, dropped
+        raise ValueError(f"the question and media take {prompt.inputs_embeds.shape[1]:,} tokens; with "
+                         f"{settings.max_new_tokens} for the answer that is over the LLM's context of {limit:,}")
 
     def ask(self, request: AskRequest, stop: Optional[threading.Event] = None) -> AskResult:
         result = None

@@ -12,8 +12,22 @@ import numpy as np
 MODALITIES = ("audio", "video", "points", "image")
 """Canonical modality order in the LLM input (the reference's audio, video, pc, image)."""
 
+MAX_QUESTION_CHARS = 4000
+"""Longer questions are refused: about 1,000 tokens, a few seconds of prefill on two CPU cores, where a pasted book
+would hold the model for minutes and overrun the LLM's context."""
+
 Decoding = Literal["greedy", "beam", "nucleus"]
 Projection = Literal["qformer", "linear"]
+
+
+def checked_question(text: str) -> str:
+    """The question without surrounding space; an empty or over-long one is refused with the reason."""
+    question = text.strip()
+    if not question:
+        raise ValueError("the question is empty")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise ValueError(f"the question is {len(question):,} characters; the limit is {MAX_QUESTION_CHARS:,}")
+    return question
 
 
 @dataclass
@@ -125,6 +139,8 @@ class AskResult:
     attention: dict[str, ModalityAttention] = field(default_factory=dict)
     cmaa_attention: dict[str, CmaaAttention] = field(default_factory=dict)
     optimizer: Optional[OptimizerTrace] = None
+    history_turns_dropped: int = 0
+    """The oldest earlier turns left out because the whole chat no longer fit in the LLM's context."""
 
     def to_json(self) -> dict:
         """The CLI's and API's JSON shape (attention maps are left out: they are for plots)."""
@@ -133,6 +149,7 @@ class AskResult:
             "instruction_used": self.instruction_used,
             "timings_s": {k: round(v, 4) for k, v in self.timings_s.items()},
             "tokens_generated": self.tokens_generated,
+            "history_turns_dropped": self.history_turns_dropped,
         }
         if self.optimizer is not None:
             out["candidates"] = [

@@ -123,6 +123,9 @@ class ChatHandlers:
                     turn.result = event.result
                     turn.answer = event.result.answer
                     turn.stopped = session.stop.is_set()
+                    if event.result.history_turns_dropped:
+                        gr.Info(f"The chat no longer fits in the model's context: its "
+                                f"{event.result.history_turns_dropped} oldest turns were left out of this answer.")
         except (media.MediaError, ValueError) as e:
             session.discard(turn)
             yield session.messages(), question

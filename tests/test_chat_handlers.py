@@ -37,6 +37,14 @@ class _StopAwarePipeline:
         yield StreamEvent(result=AskResult(answer, request.question, {"total": 0.1}, tokens_generated=len(answer)))
 
 
+class _ContextFullPipeline:
+    """Answers as the real pipeline does when the chat outgrew the LLM's context: its two oldest turns left out."""
+
+    def stream(self, request, stop=None):
+        yield StreamEvent(result=AskResult("a dog", request.question, {"total": 0.1}, tokens_generated=2,
+                                           history_turns_dropped=2))
+
+
 class _Host:
     def __init__(self, pipeline) -> None:
         self.pipeline = pipeline
@@ -87,3 +95,11 @@ def test_a_stop_pressed_before_a_question_is_sent_does_not_stop_it():
     sent(session)
     list(handlers.respond(session, "and now?", *NO_MEDIA, *VALID))
     assert not session.turns[-1].stopped and session.turns[-1].answer == "a dog"
+
+
+def test_the_user_is_told_when_old_turns_no_longer_fit_the_context(monkeypatch):
+    told = []
+    monkeypatch.setattr(gr, "Info", told.append)
+    handlers = ChatHandlers(_Host(_ContextFullPipeline()))
+    list(handlers.respond(_answered_session(), "and now?", *NO_MEDIA, *VALID))
+    assert told == ["The chat no longer fits in the model's context: its 2 oldest turns were left out of this answer."]

@@ -150,6 +150,38 @@ def test_bad_input_raises_a_media_error(tiny_pipeline, tmp_path):
         tiny_pipeline.ask(AskRequest("What is it?", image=str(broken), settings=SHORT))
     with pytest.raises(ValueError, match="empty"):
         tiny_pipeline.ask(AskRequest("   ", settings=SHORT))
+    with pytest.raises(ValueError, match="4,001 characters; the limit is 4,000"):
+        tiny_pipeline.ask(AskRequest("x" * 4001, settings=SHORT))
+
+
+@pytest.fixture
+def context_of(tiny_pipeline, monkeypatch):
+    """Shrinks the LLM's context window, so a short chat outgrows it."""
+    def shrink(positions: int) -> None:
+        monkeypatch.setattr(type(tiny_pipeline.model.llm), "context_length", property(lambda self: positions))
+    return shrink
+
+
+def test_a_chat_that_outgrows_the_context_loses_only_its_oldest_turns(tiny_pipeline, context_of):
+    history = [(f"Tell me fact number {i} about the sea and its many waves.", f"Fact {i}: the sea is deep and wide.")
+               for i in range(8)]
+    question = "And one more fact?"
+
+    def length(turns):
+        return tiny_pipeline.model.build_input(question, {}, turns).inputs_embeds.shape[1]
+
+    limit = length(history[3:]) + SHORT.max_new_tokens
+    context_of(limit)
+    result = tiny_pipeline.ask(AskRequest(question, history=history, settings=SHORT))
+    assert result.history_turns_dropped == 3  # the fewest that fit: keeping turn 2 as well would overrun
+    assert length(history[2:]) + SHORT.max_new_tokens > limit
+    assert result.to_json()["history_turns_dropped"] == 3
+
+
+def test_a_question_that_cannot_fit_the_context_is_refused(tiny_pipeline, context_of):
+    context_of(40)
+    with pytest.raises(ValueError, match="over the LLM's context of 40"):
+        tiny_pipeline.ask(AskRequest("What is the capital of France?", settings=SHORT))
 
 
 def test_nf4_llm_loads_on_cpu_and_answers():
