@@ -143,6 +143,8 @@ def _scale_colours(rgb: np.ndarray) -> np.ndarray:
 
 
 def _check_point_count(path: Path, count: int, limits: MediaLimits) -> None:
+    if count <= 0:
+        raise InvalidContentError(path, "contains no points" if count == 0 else f"declares {count} points")
     if count > limits.max_points:
         raise LimitExceededError(path, f"has {count:,} points, over the limit of {limits.max_points:,}",
                                  "max_points", count, limits.max_points)

@@ -9,8 +9,9 @@ from typing import Any, Iterator, Optional
 from core.cache import EncoderCache
 from core.encoders.base import EncodedMedia
 from core.prompt import AssembledInput
-from core.schema import (AskRequest, AskResult, CmaaAttention, ModalityAttention, OptimizerTrace, StreamEvent,
-                         checked_question)
+from core.media_checks import DEFAULT_LIMITS, check_file
+from core.schema import (MAX_QUESTION_TOKENS, AskRequest, AskResult, CmaaAttention, ModalityAttention,
+                         OptimizerTrace, StreamEvent, checked_question)
 
 
 def _attention_record(modality: str, encoded: EncodedMedia, cross: Any) -> ModalityAttention:
@@ -67,6 +68,7 @@ class Pipeline:
         """Encoder output for a file, from the cache when the same content was seen with this preset."""
         from core.media import file_digest
 
+        check_file(path, modality, DEFAULT_LIMITS)  # before hashing: a 3 GB upload is refused without reading it
         key = (file_digest(path), self.preset.name, modality, self.preset.num_video_frames, self.preset.num_points)
         return self.cache.get_or_compute(key, lambda: self.model.encode(modality, self.load_media(modality, path)))
 
@@ -77,6 +79,9 @@ class Pipeline:
         settings = request.settings
         settings.validate()
         question = checked_question(request.question)
+        question_tokens = len(self.model.llm.tokenizer(question, add_special_tokens=False).input_ids)
+        if question_tokens > MAX_QUESTION_TOKENS:
+            raise ValueError(f"the question is {question_tokens:,} tokens; the limit is {MAX_QUESTION_TOKENS:,}")
         unknown = set(request.media_paths()) - set(self.model.modalities)
         if unknown:
             raise ValueError(f"preset {self.preset.name!r} has no {sorted(unknown)[0]} model")

@@ -16,6 +16,9 @@ MAX_QUESTION_CHARS = 4000
 """Longer questions are refused: about 1,000 tokens, a few seconds of prefill on two CPU cores, where a pasted book
 would hold the model for minutes and overrun the LLM's context."""
 
+MAX_QUESTION_TOKENS = 1500
+"""The same bound in the LLM's tokens, checked before the optimiser runs: 4,000 emoji are 12,000 tokens."""
+
 Decoding = Literal["greedy", "beam", "nucleus"]
 Projection = Literal["qformer", "linear"]
 

@@ -145,7 +145,12 @@ class ChatHandlers:
             return
         _settings_or_error(settings_values)  # refused settings keep the turn that was to be retried
         turn = session.pop_turn()
-        yield from self.respond(session, turn.question, image, audio, video, points, *settings_values)
+        try:
+            yield from self.respond(session, turn.question, image, audio, video, points, *settings_values)
+        except gr.Error:
+            session.turns.append(turn)  # the new answer was refused or failed: the old one stays
+            yield session.messages(), gr.skip()
+            raise
 
 
 def _settings_or_error(settings_values: tuple):

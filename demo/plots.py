@@ -99,8 +99,8 @@ def frame_strip_figure(frames: Sequence[np.ndarray], grids: np.ndarray, times_s:
 def spectrogram_db(waveform: np.ndarray, sample_rate: int, max_bins: int = 128) -> tuple[np.ndarray, np.ndarray,
                                                                                           np.ndarray]:
     """Times (s), frequencies (Hz) and power in dB of a mono clip (25 ms windows, 10 ms hop), bins pooled to fit."""
-    window = max(16, int(0.025 * sample_rate))
-    hop = max(1, int(0.010 * sample_rate))
+    window = max(2, min(len(waveform), int(0.025 * sample_rate)))  # a clip shorter than 25 ms is one window
+    hop = max(1, min(window - 1, int(0.010 * sample_rate)))
     freqs, times, power = spectrogram(np.asarray(waveform, dtype=np.float32), fs=sample_rate, nperseg=window,
                                       noverlap=window - hop)
     pool = max(1, int(np.ceil(len(freqs) / max_bins)))

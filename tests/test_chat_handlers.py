@@ -79,6 +79,14 @@ def test_retry_with_an_invalid_setting_keeps_the_turn_it_was_to_retry():
     assert [t.question for t in session.turns] == ["what is it"]
 
 
+def test_a_failed_retry_keeps_the_answer_it_was_to_replace():
+    session = _answered_session()
+    handlers = ChatHandlers(_Host(_FailingPipeline(during=lambda: None)))
+    with pytest.raises(gr.Error, match="the model broke"):
+        list(handlers.retry(session, *NO_MEDIA, *VALID))
+    assert [(t.question, t.answer) for t in session.turns] == [("what is it", "a cat")]
+
+
 def test_a_stop_pressed_while_the_question_waits_in_the_queue_stops_it():
     session = ChatSession()
     handlers = ChatHandlers(_Host(_StopAwarePipeline()))

@@ -258,6 +258,19 @@ def test_pcd_binary(tmp_path):
     assert np.allclose(np.sort(result.rgb[:, 0]), np.sort(points[:, 3] / 255), atol=1e-6)
 
 
+@pytest.mark.parametrize("encoding", ["ascii", "binary"])
+@pytest.mark.parametrize("declared, message", [(0, "contains no points"), (-1, "declares -1 points")])
+def test_pcd_declaring_no_or_negative_points_is_refused(tmp_path, encoding, declared, message):
+    """A negative count once let numpy read the whole body past the point limit; zero broke the ascii reader."""
+    header = f"VERSION .7\nFIELDS x y z\nSIZE 4 4 4\nTYPE F F F\nCOUNT 1 1 1\nWIDTH 1\nHEIGHT 1\n" \
+             f"POINTS {declared}\nDATA {encoding}\n"
+    body = b"" if encoding == "ascii" else np.zeros((5, 3), "<f4").tobytes()
+    path = tmp_path / "p.pcd"
+    path.write_bytes(header.encode() + body)
+    with pytest.raises(InvalidContentError, match=message):
+        load_points(path)
+
+
 def test_npz_with_arr_0(tmp_path):
     result = load_points(make_point_cloud_file(tmp_path / "p.npz", key="arr_0"), num_points=256)
     assert_normalised(result, 256)

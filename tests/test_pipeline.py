@@ -152,6 +152,14 @@ def test_bad_input_raises_a_media_error(tiny_pipeline, tmp_path):
         tiny_pipeline.ask(AskRequest("   ", settings=SHORT))
     with pytest.raises(ValueError, match="4,001 characters; the limit is 4,000"):
         tiny_pipeline.ask(AskRequest("x" * 4001, settings=SHORT))
+    emoji = "\U0001F984" * 3000  # under the character limit, 9,000 tokens: refused before the optimiser runs
+    with pytest.raises(ValueError, match="tokens; the limit is 1,500"):
+        tiny_pipeline.ask(AskRequest(emoji, settings=SHORT, optimize=True))
+    huge = tmp_path / "huge.png"
+    with open(huge, "wb") as f:
+        f.truncate(3 * 2**30)  # sparse: refused by size before the pipeline hashes it
+    with pytest.raises(MediaError, match="over the 50 MB limit"):
+        tiny_pipeline.encode_file("image", str(huge))
 
 
 @pytest.fixture

@@ -57,6 +57,11 @@ def test_spectrogram_of_a_tone_peaks_at_its_frequency():
     assert times[0] >= 0 and times[-1] <= 1.0
 
 
+def test_spectrogram_of_a_clip_shorter_than_one_window_is_one_column():
+    times, freqs, db = plots.spectrogram_db(np.ones(200, np.float32), 16000)  # 12.5 ms, the window is 25 ms
+    assert len(times) == 1 and db.shape == (len(freqs), 1)
+
+
 def test_spectrogram_figure_draws_attention_on_a_second_axis_with_segment_bounds():
     tone = np.sin(np.arange(32000) / 5.0)
     curve = (np.linspace(0, 2, 100), np.linspace(0, 1, 100))
