@@ -51,18 +51,13 @@ def request_from_args(args: argparse.Namespace) -> AskRequest:
 
 
 def run_ask(args: argparse.Namespace) -> int:
-    from core.media import MediaError, detect_kind
+    from core.media import DEFAULT_LIMITS, check_file
     from core.pipeline import Pipeline
 
     request = request_from_args(args)
     request.settings.validate()
     for modality, path in request.media_paths().items():
-        if not os.path.isfile(path):
-            raise MediaError(path, "no such file")
-        kind = detect_kind(path)
-        if kind != modality:
-            raise MediaError(path, f"an {kind} file was given to --{modality}" if kind[0] in "aeiou"
-                             else f"a {kind} file was given to --{modality}")
+        check_file(path, modality, DEFAULT_LIMITS)  # the loaders' own first checks, before the model loads
     overrides = {k: v for k, v in {"llm_dtype": args.llm_dtype, "quantization": args.quantization}.items() if v}
     pipeline = Pipeline.from_preset(args.preset, **overrides)
     result = None

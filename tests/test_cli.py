@@ -49,9 +49,12 @@ def test_bad_input_exits_nonzero_with_one_line(tmp_path, content, flag, expected
     assert len(lines) == 1 and lines[0].startswith("error:") and expected in lines[0].lower()
 
 
-def test_wrong_kind_for_the_flag_and_missing_file(tmp_path):
+def test_wrong_kind_for_the_flag_missing_file_and_folder(tmp_path):
     audio = make_audio(tmp_path / "x.wav")
     proc = _run("--image", str(audio), "What is it?")
-    assert proc.returncode == 2 and "audio file was given to --image" in proc.stderr
+    assert proc.returncode == 2 and "a .wav file is audio, not an image" in proc.stderr
     proc = _run("--points", str(tmp_path / "nothing.ply"), "What is it?")
-    assert proc.returncode == 2 and "no such file" in proc.stderr
+    assert proc.returncode == 2 and "nothing.ply: file not found" in proc.stderr
+    (tmp_path / "folder.png").mkdir()
+    proc = _run("--image", str(tmp_path / "folder.png"), "What is it?")
+    assert proc.returncode == 2 and "is a folder, not a file" in proc.stderr
