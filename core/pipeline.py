@@ -8,10 +8,10 @@ from typing import Any, Iterator, Optional
 
 from core.cache import EncoderCache
 from core.encoders.base import EncodedMedia
-from core.prompt import AssembledInput
 from core.media_checks import DEFAULT_LIMITS, check_file
-from core.schema import (MAX_QUESTION_TOKENS, AskRequest, AskResult, CmaaAttention, ModalityAttention,
-                         OptimizerTrace, StreamEvent, checked_question)
+from core.prompt import AssembledInput
+from core.schema import (MAX_QUESTION_TOKENS, AskRequest, AskResult, CmaaAttention, GenerationSettings,
+                         ModalityAttention, OptimizerTrace, StreamEvent, checked_question)
 
 
 def _attention_record(modality: str, encoded: EncodedMedia, cross: Any) -> ModalityAttention:
@@ -138,7 +138,7 @@ class Pipeline:
         yield StreamEvent(result=result)
 
     def _prompt_within_context(self, question: str, media_tokens: dict, history: list[tuple[str, str]],
-                               settings) -> tuple[AssembledInput, int]:
+                               settings: GenerationSettings) -> tuple[AssembledInput, int]:
         """The LLM input with as many of the latest turns as leave room for the answer in the LLM's context, and
         how many of the oldest were left out; past the window the LLM's output is noise."""
         limit = self.model.llm.context_length
