@@ -12,6 +12,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from core.atomic import atomic_output
+
 
 class CheckpointError(RuntimeError):
     """A checkpoint does not fit the module it is loaded into."""
@@ -25,14 +27,19 @@ def trained_state(module: nn.Module) -> dict[str, torch.Tensor]:
 def save_checkpoint(module: nn.Module, path: Path, config: dict, dtype: torch.dtype = torch.float16) -> None:
     """Write `path` (.safetensors) and `path` with .json holding `config`."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in trained_state(module).items()}
-    save_file(tensors, str(path), metadata={"format": "pt"})
-    path.with_suffix(".json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    with atomic_output(path) as partial:
+        save_file(tensors, str(partial), metadata={"format": "pt"})
+    with atomic_output(path.with_suffix(".json")) as partial:
+        partial.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
-def load_checkpoint(module: nn.Module, path: Path) -> dict:
-    """Load trained tensors into `module`; return the JSON config. Raises CheckpointError naming the first misfit."""
+def load_checkpoint(module: nn.Module, path: Path, required: tuple[str, ...] = ()) -> dict:
+    """Load trained tensors into `module`; return the JSON config. Raises CheckpointError naming the first misfit.
+
+    `required`: name prefixes ("" for all) whose trainable parameters the file must hold, so a truncated or older
+    file is refused instead of leaving part of the module at its random initialisation. Files that hold only some
+    parts on purpose (warm starts, one projection of a bridge) are loaded without it."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
@@ -44,6 +51,11 @@ def load_checkpoint(module: nn.Module, path: Path) -> dict:
         if tuple(parameters[name].shape) != tuple(tensor.shape):
             raise CheckpointError(f"{path.name}: {name!r} has shape {tuple(tensor.shape)}, "
                                   f"the model expects {tuple(parameters[name].shape)}")
+    missing = [name for name, p in parameters.items()
+               if p.requires_grad and name.startswith(required) and name not in stored] if required else []
+    if missing:
+        raise CheckpointError(f"{path.name}: trained parameter {missing[0]!r} is missing "
+                              f"({len(missing)} missing in all); the file is incomplete or from another version")
     with torch.no_grad():
         for name, tensor in stored.items():
             parameters[name].copy_(tensor.to(parameters[name].dtype))

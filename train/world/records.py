@@ -11,6 +11,8 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import Optional
 
+from core.atomic import atomic_output
+
 
 @dataclass
 class SampleRecord:
@@ -47,12 +49,9 @@ class SampleRecord:
 def write_manifest(path: str, records: list[SampleRecord]) -> None:
     """Write all records at once through a temporary file, so a manifest on disk is always complete."""
     base_dir = os.path.dirname(os.path.abspath(path))
-    os.makedirs(base_dir, exist_ok=True)
-    temporary = path + ".tmp"
-    with open(temporary, "w", encoding="utf-8") as handle:
+    with atomic_output(path) as partial, open(partial, "w", encoding="utf-8") as handle:
         for record in records:
             handle.write(json.dumps(record.to_json(base_dir), ensure_ascii=False) + "\n")
-    os.replace(temporary, path)
 
 
 def read_jsonl(path) -> list[dict]:
