@@ -38,7 +38,9 @@ class CrossModalAlignmentAttention(nn.Module):
         -> fused tokens (..., n, W) and attention weights (..., n, L)."""
         if text.shape[-2] == 0:
             raise ValueError("CMAA needs at least one instruction token")
-        text = text.to(visual.dtype)
+        text = text.to(visual.device, visual.dtype)  # the LLM (and its embeddings) may sit on another device
+        if text_mask is not None:
+            text_mask = text_mask.to(visual.device)
         scores = visual @ text.transpose(-1, -2) / math.sqrt(self.width)
         if text_mask is not None:
             scores = scores.masked_fill(~text_mask.bool()[..., None, :], float("-inf"))
@@ -70,5 +72,5 @@ def load_cmaa(path: Path, width: int, bridge_file: Optional[Path] = None) -> Cro
         raise ValueError(f"{Path(path).name} was trained on another {Path(bridge_file).name} (sha256 differs); "
                          "retrain it on this bridge")
     module = CrossModalAlignmentAttention(width, config.get("hidden"))
-    load_checkpoint(module, path)
+    load_checkpoint(module, path, required=("",))
     return module.eval()

@@ -195,7 +195,7 @@ def _check_npy_header(path: Path, f, limits: MediaLimits) -> None:
 
 def _read_text(path: Path, limits: MediaLimits) -> np.ndarray:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # Windows tools start the file with a byte-order mark
     except UnicodeDecodeError as e:
         raise CorruptFileError(path, "is not a text file of 'x y z [r g b]' rows") from e
     _check_point_count(path, sum(1 for line in text.splitlines() if line.strip() and line[0] != "#"), limits)

@@ -5,12 +5,15 @@ independently; the encoders and the LLM are shared and frozen.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Optional
 
 import torch
 from torch import nn
 
+from core.checkpoints import load_checkpoint
 from core.encoders.base import EncodedMedia
 from core.llm import LoadedLLM
 from core.projection import LinearProjectionBaseline, QueryProjection
@@ -33,6 +36,10 @@ class BridgeOutput:
 class ModalityBridge(nn.Module):
     """Everything trained for one modality."""
 
+    PART_PREFIXES = {"qformer": ("qformer.", "projection."), "linear": ("linear_baseline.",), "cmaa": ("cmaa.",)}
+    """Parameter-name prefixes of each separately trained part; a bridge checkpoint's JSON lists under `trained`
+    the parts its file holds."""
+
     def __init__(self, settings: QFormerSettings, llm_width: int) -> None:
         super().__init__()
         self.settings = settings
@@ -42,6 +49,16 @@ class ModalityBridge(nn.Module):
         self.cmaa: Optional[nn.Module] = None
         self.baseline_trained = True
         """False for bridges imported from the reference, which has no linear baseline."""
+
+    def load_trained(self, path: Path) -> dict:
+        """Load a bridge checkpoint, refusing a file that lacks a parameter of a part its JSON says was trained;
+        the linear baseline counts as trained only when the file records it. Returns the JSON config."""
+        config_path = Path(path).with_suffix(".json")
+        parts = json.loads(config_path.read_text()).get("trained", {}) if config_path.is_file() else {}
+        required = tuple(prefix for part in parts for prefix in self.PART_PREFIXES.get(part, ()))
+        config = load_checkpoint(self, path, required)
+        self.baseline_trained = "linear" in parts
+        return config
 
     def forward(self, tokens: torch.Tensor, mask: torch.Tensor, instruction_ids: torch.Tensor,
                 instruction_mask: torch.Tensor, projection: str = "qformer", output_attentions: bool = False,

@@ -28,13 +28,15 @@ def read_reference_checkpoint(path: str | Path, allowed_classes: Iterable[type] 
             data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         named = re.search(r"GLOBAL ([\w.]+)", str(error))
+        if named is None:  # not torch's weights-only refusal: the bytes are no pickle at all
+            raise ReferenceCheckpointError(f"{path}: not a readable PyTorch checkpoint ({error})") from error
         raise ReferenceCheckpointError(
-            f"{path}: refused, it holds Python objects other than tensors and plain containers"
-            f"{f' ({named.group(1)})' if named else ''}, and loading those could run code from the file. "
+            f"{path}: refused, it holds Python objects other than tensors and plain containers "
+            f"({named.group(1)}), and loading those could run code from the file. "
             "Re-save only its state dict from a trusted copy, or convert it where you trust it."
         ) from error
-    except (RuntimeError, EOFError) as error:
-        raise ReferenceCheckpointError(f"{path}: not a readable PyTorch checkpoint ({error})") from error
+    except Exception as error:  # garbage bytes fail anywhere in the unpickler (IndexError, KeyError, ...)
+        raise ReferenceCheckpointError(f"{path}: not a readable PyTorch checkpoint ({error!r})") from error
     if not isinstance(data, Mapping):
         raise ReferenceCheckpointError(f"{path}: expected a dictionary of tensors, found {type(data).__name__}")
     return data

@@ -53,6 +53,9 @@ class GenerationSettings:
             raise ValueError(f"decoding must be greedy, beam or nucleus, not {self.decoding!r}")
         if self.projection not in ("qformer", "linear"):
             raise ValueError(f"projection must be qformer or linear, not {self.projection!r}")
+        if self.cmaa and self.projection == "linear":
+            raise ValueError("CMAA fuses the instruction into the Q-Former's tokens; it cannot be combined with "
+                             "the linear projection")
         if not 1 <= self.max_new_tokens <= 1024:
             raise ValueError("max_new_tokens must be between 1 and 1024")
         if not 0.0 < self.temperature <= 5.0:

@@ -58,3 +58,19 @@ def test_wrong_kind_for_the_flag_missing_file_and_folder(tmp_path):
     (tmp_path / "folder.png").mkdir()
     proc = _run("--image", str(tmp_path / "folder.png"), "What is it?")
     assert proc.returncode == 2 and "is a folder, not a file" in proc.stderr
+
+
+def test_cmaa_with_the_linear_projection_is_refused():
+    proc = _run("--projection", "linear", "--cmaa", "What is it?")
+    assert proc.returncode == 2 and "cannot be combined with the linear projection" in proc.stderr
+
+
+def test_a_closed_output_pipe_ends_quietly():
+    """`python -m core ask ... | head -c 5`: the reader leaving is no error worth a traceback."""
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    proc = subprocess.Popen([sys.executable, "-m", "core", "ask", "--max-new-tokens", "40", "Tell me about Paris."],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.read(1)
+    proc.stdout.close()
+    _, stderr = proc.communicate(timeout=300)
+    assert "Traceback" not in stderr.decode() and proc.returncode == 141

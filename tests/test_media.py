@@ -471,3 +471,11 @@ def test_media_errors_survive_pickling(tmp_path):
 def test_limits_must_be_positive():
     with pytest.raises(ValueError, match="max_points"):
         MediaLimits(max_points=0)
+
+
+def test_text_point_file_with_a_byte_order_mark(tmp_path):
+    """Windows tools write UTF-8 with a BOM; the first coordinate must still parse."""
+    path = tmp_path / "bom.xyz"
+    rows = "\n".join(f"{x} {x * 2} {x * 3}" for x in np.linspace(-1, 1, 40))
+    path.write_text(rows, encoding="utf-8-sig")
+    assert load_points(path, num_points=40).xyz.shape == (40, 3)

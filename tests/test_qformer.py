@@ -1,5 +1,7 @@
 """The instruction-aware Q-Former and the projections."""
+import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 from core.checkpoints import CheckpointError, load_checkpoint, save_checkpoint, trained_state
 from core.model import ModalityBridge
@@ -113,3 +115,25 @@ def test_joined_frames_differ_by_their_temporal_code_only():
     code = frames - still[0]
     assert torch.allclose(code[:, 0:1].expand(3, 6, 32), code, atol=1e-6)  # one code per frame, the same on all its tokens
     assert not torch.allclose(code[0], code[1]) and not torch.allclose(code[1], code[2])
+
+
+def test_a_bridge_file_missing_a_trained_part_is_refused(tmp_path):
+    """A truncated or older file must not leave the rest of the bridge at its random initialisation."""
+    settings = QFormerSettings(encoder_width=32, num_query_tokens=4)
+    path = tmp_path / "bridge.safetensors"
+    save_checkpoint(ModalityBridge(settings, 48), path, {"trained": {"qformer": {}, "linear": {}}})
+    stored = load_file(str(path))
+    save_file({k: v for k, v in stored.items() if k != "projection.weight"}, str(path))
+    with pytest.raises(CheckpointError, match="'projection.weight' is missing"):
+        ModalityBridge(settings, 48).load_trained(path)
+
+
+def test_a_bridge_without_a_trained_baseline_refuses_the_linear_projection(tmp_path):
+    settings = QFormerSettings(encoder_width=32, num_query_tokens=4)
+    bridge = ModalityBridge(settings, 48)
+    path = tmp_path / "bridge.safetensors"
+    save_checkpoint(bridge, path, {"trained": {"qformer": {}}})
+    loaded = ModalityBridge(settings, 48)
+    loaded.load_trained(path)
+    assert torch.equal(loaded.projection.weight, bridge.projection.weight.half().float())
+    assert not loaded.baseline_trained

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from core.qformer import QFormerSettings
-from core.reference_checkpoint import ReferenceCheckpointError
+from core.reference_checkpoint import ReferenceCheckpointError, read_reference_checkpoint
 from core.xinstructblip_import import (XInstructBlipImportError, bridge_shapes, build_bridge, import_xinstructblip,
                                        load_bridge, reference_key)
 from reference_checkpoints import SmallQFormer, reference_keys, xinstructblip_state
@@ -163,3 +163,13 @@ def test_converter_cli_reports_a_broken_file(tmp_path, audio_state):
     assert run.returncode == 2
     assert "audio_llm_proj.bias is missing" in run.stderr
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("content", [b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4, b"1.0 2.0 3.0\n" * 50,
+                                     b"\x80\x02" + bytes(200)])
+def test_files_that_are_no_checkpoint_say_so(tmp_path, content):
+    """Not a pickle, or a broken one: a plain 'not a checkpoint', never a traceback or the code-execution warning."""
+    path = tmp_path / "file.pth"
+    path.write_bytes(content)
+    with pytest.raises(ReferenceCheckpointError, match="not a readable PyTorch checkpoint"):
+        read_reference_checkpoint(path)

@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> None:
     model = preset.build(preset)
     bridge = args.bridge or preset.checkpoint_dir / f"{args.modality}.safetensors"
     if args.bridge:
-        load_checkpoint(model.bridges[args.modality], args.bridge)
+        model.bridges[args.modality].load_trained(args.bridge)
     result = evaluate(model, args.modality, Path(f"data/features/{args.split}/{args.modality}.safetensors"),
                       Path(f"data/instructions/{args.split}/{args.modality}.jsonl"), args.per_style, args.seed)
     result["bridge_checkpoint"] = str(bridge) if bridge.is_file() else None

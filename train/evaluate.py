@@ -97,7 +97,7 @@ def evaluate(modality: str, checkpoint: Path, features: Path, instructions: Path
     stored = json.loads(Path(checkpoint).with_suffix(".json").read_text())
     settings = QFormerSettings(**stored["qformer"])
     bridge = ModalityBridge(settings, llm.width)
-    load_checkpoint(bridge, checkpoint)
+    bridge.load_trained(checkpoint)
     if cmaa is not None:
         from core.cmaa import load_cmaa
 

@@ -45,7 +45,7 @@ def build_tiny(preset: Preset):
     encoder_path = checkpoint_dir / "points_encoder.safetensors" if checkpoint_dir else None
     if encoder_path is not None and encoder_path.is_file():
         points.requires_grad_(True)
-        load_checkpoint(points, encoder_path)
+        load_checkpoint(points, encoder_path, required=("",))
         points.requires_grad_(False)
     widths = {"image": image.token_width("image" in MID_LEVEL_FEATURES),
               "video": image.token_width("video" in MID_LEVEL_FEATURES), "audio": audio.width, "points": points.width}
@@ -58,8 +58,7 @@ def build_tiny(preset: Preset):
             settings = QFormerSettings(**json.loads(path.with_suffix(".json").read_text())["qformer"])
         bridge = ModalityBridge(settings, llm.width)
         if path is not None and path.is_file():
-            trained = load_checkpoint(bridge, path).get("trained", {})
-            bridge.baseline_trained = "linear" in trained  # one file holds both; the baseline may not be trained yet
+            bridge.load_trained(path)  # one file holds both projections; the baseline may not be trained yet
         else:
             log.warning("no trained %s bridge at %s: its Q-Former is untrained", modality, path)
             bridge.baseline_trained = False  # refused by name rather than run at random
