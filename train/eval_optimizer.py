@@ -147,7 +147,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=1, help="1 is faster than 2 on busy shared cores")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    from core.checkpoints import load_checkpoint
     from core.presets import get_preset
 
     preset = get_preset("tiny")

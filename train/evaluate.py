@@ -81,7 +81,6 @@ def cider(predictions: dict[int, str], references: dict[int, list[str]]) -> floa
 def evaluate(modality: str, checkpoint: Path, features: Path, instructions: Path, projection: str = "qformer",
              prefix_cues: bool = True, per_property: int | None = 50, batch_size: int = 32, seed: int = 0,
              tasks: list[str] | None = None, llm=None, qformer_tokenizer=None, cmaa: Path | None = None) -> dict:
-    from core.checkpoints import load_checkpoint
     from core.model import ModalityBridge
     from core.qformer import QFormerSettings
     from train.features import load_features
