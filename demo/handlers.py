@@ -101,6 +101,11 @@ class ChatHandlers:
     def respond(self, session: ChatSession, question: str, image: Optional[str], audio: Optional[str],
                 video: Optional[str], points: Optional[str], *settings_values) -> Iterator[tuple]:
         """Stream one answer into the chat: yields (chat messages, question box)."""
+        yield from self._answer(session, session.begin_answer(), question, image, audio, video, points,
+                                *settings_values)
+
+    def _answer(self, session: ChatSession, stop, question: str, image: Optional[str], audio: Optional[str],
+                video: Optional[str], points: Optional[str], *settings_values) -> Iterator[tuple]:
         question = (question or "").strip()
         if not question:
             gr.Warning("Type a question first.")
@@ -115,17 +120,19 @@ class ChatHandlers:
         yield session.messages(), ""
         try:
             pipeline = self.host.get(chosen.preset)
-            for event in pipeline.stream(request, stop=session.stop):
+            for event in pipeline.stream(request, stop=stop):
                 if event.delta:
                     turn.answer += event.delta
                     yield session.messages(), gr.skip()
                 if event.result is not None:
                     turn.result = event.result
                     turn.answer = event.result.answer
-                    turn.stopped = session.stop.is_set()
-                    if event.result.history_turns_dropped:
-                        gr.Info(f"The chat no longer fits in the model's context: its "
-                                f"{event.result.history_turns_dropped} oldest turns were left out of this answer.")
+                    turn.stopped = stop.is_set()
+                    dropped = event.result.history_turns_dropped
+                    if dropped:
+                        left_out = "its oldest turn was" if dropped == 1 else f"its {dropped} oldest turns were"
+                        gr.Info(f"The chat no longer fits in the model's context: {left_out} left out of this "
+                                "answer.")
         except (media.MediaError, ValueError) as e:
             session.discard(turn)
             yield session.messages(), question
@@ -139,6 +146,7 @@ class ChatHandlers:
 
     def retry(self, session: ChatSession, image, audio, video, points, *settings_values) -> Iterator[tuple]:
         """Ask the last question again (with the media and settings as they are now)."""
+        stop = session.begin_answer()  # first: every sent question starts one answer, in order
         if not session.turns:
             gr.Warning("There is no question to retry yet.")
             yield gr.skip(), gr.skip()
@@ -146,7 +154,7 @@ class ChatHandlers:
         _settings_or_error(settings_values)  # refused settings keep the turn that was to be retried
         turn = session.pop_turn()
         try:
-            yield from self.respond(session, turn.question, image, audio, video, points, *settings_values)
+            yield from self._answer(session, stop, turn.question, image, audio, video, points, *settings_values)
         except gr.Error:
             session.turns.append(turn)  # the new answer was refused or failed: the old one stays
             yield session.messages(), gr.skip()
@@ -162,22 +170,28 @@ def _settings_or_error(settings_values: tuple):
 
 def sent(session: ChatSession) -> None:
     """Runs outside the queue the moment a question is sent, before its answer waits for the model."""
-    session.arm_stop()
+    session.question_sent()
 
 
 def stop(session: ChatSession) -> None:
-    """Ask the running answer to stop after its current token; the partial answer stays."""
-    session.stop.set()
+    """Ask the running answer to stop after its current token (the partial answer stays), and the questions still
+    waiting in the queue not to start."""
+    session.stop_all()
 
 
 def undo(session: ChatSession):
-    """Drop the last turn and put its question back in the box: (chat messages, question box)."""
+    """Drop the last turn and put its question back in the box: (chat messages, question box). An answer still
+    running for that turn is stopped, so it does not hold the shared model for nothing."""
+    if session.unanswered():
+        session.stop_running()
     turn = session.pop_turn()
     return session.messages(), (turn.question if turn else gr.skip())
 
 
 def clear(session: ChatSession):
-    """Forget the conversation (the uploads stay): (chat messages, question box)."""
+    """Forget the conversation (the uploads stay) and stop an answer still running: (chat messages, question box)."""
+    if session.unanswered():
+        session.stop_running()
     session.clear()
     return [], ""
 

@@ -1,7 +1,7 @@
 """The Instruction inspector tab's content for one answered turn: why the optimiser picked the instruction it used.
 
-Shows every candidate with its IAS (lower is better), the per-token NLL behind each score, the in-context
-comparison prompt, the final instruction as a word diff against the original, and the answer it produced.
+Shows every candidate with its IAS (lower is better), the rewrites the filters dropped (with the reason, below the
+scored ones), the per-token NLL behind each score, the in-context comparison prompt, the final instruction as a word diff against the original, and the answer it produced.
 """
 from __future__ import annotations
 
@@ -39,14 +39,20 @@ def inspector_view(turn: Optional[Turn]) -> InspectorView:
     final = trace.final_instruction.strip()
     rows = [[c.source, c.instruction, round(c.ias, 4), len(c.tokens), "\u2713" if c.instruction.strip() == final else ""]
             for c in ranked]
+    rows += [[f"dropped: {reason}", text, None, None, ""] for text, reason in trace.rejected.items()]
     figure = plots.token_nll_figure([(f"{c.source}: IAS {c.ias:.3f}", plots.readable_tokens(c.tokens), c.token_nll)
                                      for c in trace.candidates])
     original = next((c.instruction for c in trace.candidates if c.source == "original"), turn.question)
-    status = (f"{len(trace.candidates)} candidates scored; the instruction used "
+    dropped = f", {_count(len(trace.rejected), 'rewrite')} dropped by the filters" if trace.rejected else ""
+    status = (f"{_count(len(trace.candidates), 'candidate')} scored{dropped}; the instruction used "
               f"{'is the original' if final == original.strip() else 'differs from the original'}: {final!r}.")
     return InspectorView(status=status, candidates=rows, token_nll=figure,
                          in_context_prompt=trace.in_context_prompt,
                          diff=word_diff(original, trace.final_instruction), answer=turn.result.answer)
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _empty(status: str) -> InspectorView:

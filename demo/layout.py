@@ -108,12 +108,13 @@ def build_demo(host: PipelineHost, presets: list[str], default_preset: str) -> g
 
         model_events = dict(concurrency_id=MODEL_QUEUE, concurrency_limit=1)
         unqueued = dict(queue=False, api_visibility="private")
+        # "multiple": a question sent while another answer streams waits in the queue ("once" dropped it unseen)
         for trigger in (question.submit, send.click):
-            trigger(handlers.sent, session, None, **unqueued).then(
+            trigger(handlers.sent, session, None, trigger_mode="multiple", **unqueued).then(
                 chat.respond, [session, question, *media_inputs, *settings.inputs()], [chatbot, question],
                 api_visibility="private", **model_events).then(handlers.analysis, session, analysis_outputs,
                                                                api_visibility="private")
-        retry.click(handlers.sent, session, None, **unqueued).then(
+        retry.click(handlers.sent, session, None, trigger_mode="multiple", **unqueued).then(
             chat.retry, [session, *media_inputs, *settings.inputs()], [chatbot, question],
             api_visibility="private", **model_events).then(handlers.analysis, session, analysis_outputs,
                                                            api_visibility="private")
@@ -122,8 +123,9 @@ def build_demo(host: PipelineHost, presets: list[str], default_preset: str) -> g
             handlers.analysis, session, analysis_outputs, api_visibility="private")
         clear.click(handlers.clear, session, [chatbot, question], api_visibility="private").then(
             handlers.analysis, session, analysis_outputs, api_visibility="private")
-        for control in (layer.release, query.input):
-            control(handlers.redraw_attention, [session, layer, query], attention_outputs, api_visibility="private")
+        for control in (layer.input, query.input):  # a slider's input: dragged, or a number typed in its box
+            control(handlers.redraw_attention, [session, layer, query], attention_outputs, trigger_mode="always_last",
+                    api_visibility="private")
 
         ask_button = gr.Button(visible=False)
         ask_button.click(make_ask_endpoint(host, default_preset), [*api_inputs, *settings.inputs()], gr.JSON(visible=False),

@@ -1,8 +1,6 @@
-"""One browser session's chat: its turns, the last result the analysis tabs draw, and its stop switch.
+"""One browser session's chat: its turns, the last result the analysis tabs draw, and its stop switches.
 
-Held in a `gr.State`, so every visitor gets their own and no two users ever see each other's conversation. Gradio
-deep-copies a state's initial value, so the stop switch (a threading.Event, which cannot be copied) is made on
-first use.
+Held in a `gr.State`, so every visitor gets their own and no two users ever see each other's conversation.
 """
 from __future__ import annotations
 
@@ -29,13 +27,15 @@ class Turn:
 @dataclass
 class ChatSession:
     turns: list[Turn] = field(default_factory=list)
-    _stop: Optional[threading.Event] = None
-
-    @property
-    def stop(self) -> threading.Event:
-        if self._stop is None:
-            self._stop = threading.Event()
-        return self._stop
+    questions_sent: int = 0
+    """Questions sent so far (Send, Enter, Retry). One session's answers run in the order they were sent, so the
+    k-th answer to start belongs to the k-th question sent."""
+    answers_started: int = 0
+    stop_through: int = 0
+    """Stop stops every question sent up to this count: the one answering and those still waiting in the queue."""
+    _running_stop: Optional[threading.Event] = None
+    """The answering question's own stop switch (made per answer: a threading.Event cannot be deep-copied, and
+    Gradio deep-copies a state's initial value)."""
 
     def last_answered(self) -> Optional[Turn]:
         """The newest answered turn: what the attention and inspector tabs show."""
@@ -45,10 +45,27 @@ class ChatSession:
         """Earlier (question, answer) pairs for the prompt; the turn being answered is not included."""
         return [(t.question, t.answer) for t in self.turns if t.result is not None]
 
-    def arm_stop(self) -> None:
-        """A question was just sent: forget earlier stop presses, so a press from now on stops it, whether it is
-        still waiting in the queue behind other users or already answering."""
-        self.stop.clear()
+    def question_sent(self) -> None:
+        self.questions_sent += 1
+
+    def begin_answer(self) -> threading.Event:
+        """The stop switch of the answer starting now, already set when Stop was pressed after its question was
+        sent (while it waited behind other users)."""
+        self.answers_started += 1
+        self._running_stop = threading.Event()
+        if self.answers_started <= self.stop_through:
+            self._running_stop.set()
+        return self._running_stop
+
+    def stop_all(self) -> None:
+        """Stop: the running answer after its current token, and every question sent so far before it starts."""
+        self.stop_through = self.questions_sent
+        self.stop_running()
+
+    def stop_running(self) -> None:
+        """Stop only the running answer (its turn was undone or cleared); questions waiting behind it still run."""
+        if self._running_stop is not None:
+            self._running_stop.set()
 
     def start_turn(self, question: str, media: dict[str, str]) -> Turn:
         turn = Turn(question=question, media=dict(media))
@@ -58,6 +75,10 @@ class ChatSession:
     def pop_turn(self) -> Optional[Turn]:
         """Remove the newest turn (undo, retry)."""
         return self.turns.pop() if self.turns else None
+
+    def unanswered(self) -> bool:
+        """True while the newest turn is still being answered."""
+        return bool(self.turns) and self.turns[-1].result is None
 
     def discard(self, turn: Turn) -> None:
         """Remove this turn if it is still there (a refused one: undo or clear may have run while it was answered,

@@ -1,8 +1,8 @@
 """The interactive 3D preview: meshes go to `gr.Model3D` (a WebGL viewer), bare point clouds to a plotly scatter.
 
 The loader (`core.media.load_points`) decides what the file holds, so the preview shows exactly what the model will
-get. `gr.Model3D` reads .obj, .stl and .glb as meshes but takes .ply for a Gaussian splat, so other mesh
-files are converted to .glb first.
+get. `gr.Model3D` draws .stl and .glb meshes shaded; it takes .ply for a Gaussian splat and draws .obj files
+without a material solid black, so those and other mesh files are converted to .glb first.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import plotly.graph_objects as go
 from core.media import load_points
 from demo.plots import MAX_PLOT_POINTS, point_cloud_figure
 
-MODEL3D_MESH_SUFFIXES = (".obj", ".stl", ".glb")
+MODEL3D_MESH_SUFFIXES = (".stl", ".glb")
 _CONVERTED_DIR = Path(tempfile.gettempdir()) / "xmodal-meshes"
 
 

@@ -25,15 +25,21 @@ class _FailingPipeline:
 
 
 class _StopAwarePipeline:
-    """Answers 'a dog' token by token unless the stop switch is set, as the real pipeline's streamer does."""
+    """Answers 'a dog' token by token unless the stop switch is set, as the real pipeline's streamer does; `during`
+    runs after the first token (another event of the same session)."""
+
+    def __init__(self, during=lambda: None) -> None:
+        self.during = during
 
     def stream(self, request, stop=None):
         answer = ""
-        for word in ("a", " dog"):
+        for index, word in enumerate(("a", " dog")):
             if stop.is_set():
                 break
             answer += word
             yield StreamEvent(delta=word)
+            if index == 0:
+                self.during()
         yield StreamEvent(result=AskResult(answer, request.question, {"total": 0.1}, tokens_generated=len(answer)))
 
 
@@ -103,6 +109,33 @@ def test_a_stop_pressed_before_a_question_is_sent_does_not_stop_it():
     sent(session)
     list(handlers.respond(session, "and now?", *NO_MEDIA, *VALID))
     assert not session.turns[-1].stopped and session.turns[-1].answer == "a dog"
+
+
+def test_undo_of_a_running_answer_stops_it_but_not_the_question_sent_after_it():
+    session = ChatSession()
+
+    def undo_and_send_again():
+        undo(session)
+        sent(session)
+
+    sent(session)
+    list(ChatHandlers(_Host(_StopAwarePipeline(during=undo_and_send_again))).respond(session, "what is it",
+                                                                                     *NO_MEDIA, *VALID))
+    assert session.turns == []
+    list(ChatHandlers(_Host(_StopAwarePipeline())).respond(session, "what is it now", *NO_MEDIA, *VALID))
+    assert [(t.question, t.answer, t.stopped) for t in session.turns] == [("what is it now", "a dog", False)]
+
+
+def test_stop_also_stops_the_questions_waiting_behind_the_running_one_but_not_later_ones():
+    session = ChatSession()
+    sent(session)
+    sent(session)  # sent while the first one streams: it waits in the queue
+    handlers = ChatHandlers(_Host(_StopAwarePipeline(during=lambda: stop(session))))
+    list(handlers.respond(session, "first", *NO_MEDIA, *VALID))
+    list(ChatHandlers(_Host(_StopAwarePipeline())).respond(session, "second", *NO_MEDIA, *VALID))
+    sent(session)
+    list(ChatHandlers(_Host(_StopAwarePipeline())).respond(session, "third", *NO_MEDIA, *VALID))
+    assert [(t.answer, t.stopped) for t in session.turns] == [("a", True), ("", True), ("a dog", False)]
 
 
 def test_the_user_is_told_when_old_turns_no_longer_fit_the_context(monkeypatch):

@@ -146,14 +146,16 @@ def test_meshes_go_to_the_mesh_viewer_and_point_clouds_to_the_scatter(tmp_path):
     assert "rgb" in cloud.figure.layout.title.text
 
 
-def test_mesh_formats_the_viewer_cannot_draw_are_converted_to_glb(tmp_path):
+@pytest.mark.parametrize("suffix", [".off", ".obj"])
+def test_mesh_formats_the_viewer_cannot_draw_are_converted_to_glb(tmp_path, suffix):
+    """.obj too: the viewer draws an .obj without a material solid black."""
     import trimesh
 
-    off = tmp_path / "box.off"
+    off = tmp_path / f"box{suffix}"
     trimesh.creation.box().export(str(off))
     converted = preview_3d(str(off)).mesh_path
     assert converted.endswith("box.glb") and trimesh.load(converted, force="mesh").faces.shape[0] == 12
-    copy = tmp_path / "copy" / "box.off"
+    copy = tmp_path / "copy" / f"box{suffix}"
     copy.parent.mkdir()
     copy.write_bytes(off.read_bytes())
     assert preview_3d(str(copy)).mesh_path == converted, "the same mesh was converted again"
@@ -211,12 +213,15 @@ def test_attention_status_tells_text_only_from_the_linear_baseline():
 def test_inspector_ranks_candidates_by_ias_and_diffs_the_final_instruction():
     candidates = [InstructionCandidate("what is it", 2.0, [2.0, 2.0], ["what", "is"], "original"),
                   InstructionCandidate("describe the object", 1.0, [1.0, 1.0], ["describe", "object"], "rewrite")]
-    trace = OptimizerTrace(candidates, "Example prompt", "describe the object", {"ias": 0.1})
+    trace = OptimizerTrace(candidates, "Example prompt", "describe the object", {"ias": 0.1},
+                           rejected={"How big is the car?": "changes what is asked"})
     session = ChatSession()
     turn = session.start_turn("what is it", {})
     turn.result = _result(optimizer=trace)
     view = inspector_view(turn)
-    assert [(row[0], row[-1]) for row in view.candidates] == [("rewrite", "\u2713"), ("original", "")]
+    assert [(row[0], row[-1]) for row in view.candidates] == [
+        ("rewrite", "\u2713"), ("original", ""), ("dropped: changes what is asked", "")]
+    assert view.status.startswith("2 candidates scored, 1 rewrite dropped by the filters;")
     assert view.in_context_prompt == "Example prompt" and view.answer == "a cat"
     assert ("describe the object ", "added") in view.diff
     assert "without the optimiser" in inspector_view(Turn("x", result=_result())).status
