@@ -43,3 +43,17 @@ def test_round_trip_keeps_only_pairs_whose_answer_comes_back():
     assert report["round_trip_kept"] == 1
     assert kept == [{"sample": 0, "question": "What color is the cube?", "answer": "red", "task": "llm_qa",
                      "accepted": ["red"], "round_trip": "red", "fuzzy": 100.0}]
+
+
+def test_real_data_records_get_caption_examples_without_templates(tmp_path):
+    """A COCO record has no tiny-world properties: the templates are skipped instead of raising KeyError."""
+    record = make_sample(str(tmp_path), "train", "image", 0, 3)
+    rows = [{"caption": "A dog on a sofa.", "captions": ["A dog on a sofa.", "A brown dog."],
+             "properties": {"image_id": 42, "file_name": "x.jpg"}, "source": "coco"},
+            {"caption": record.caption, "captions": record.captions, "properties": record.properties,
+             "source": "tiny-world"}]
+    examples = template_examples(rows, "image", seed=0)
+    real = [e for e in examples if e["sample"] == 0]
+    assert real == [{"sample": 0, "question": real[0]["question"], "answer": "A dog on a sofa.", "task": "caption",
+                     "accepted": ["A dog on a sofa.", "A brown dog."]}]
+    assert {"colour", "count", "caption"} <= {e["task"] for e in examples if e["sample"] == 1}

@@ -31,25 +31,39 @@ ROUND_TRIP_PROMPT = "Answer the question with one or two words using the context
 FUZZY_THRESHOLD = 90
 
 
+TEMPLATE_SOURCE = "tiny-world"
+"""Only the tiny world's records carry the properties the templates ask about; real data sets have captions only."""
+
+
+def has_template_properties(row: dict) -> bool:
+    return row.get("source", TEMPLATE_SOURCE) == TEMPLATE_SOURCE
+
+
 def template_examples(rows: list[dict], modality: str, seed: int, phrasings: int = 2) -> list[dict]:
-    """Every template pair of every sample (`phrasings` random paraphrase draws, duplicates dropped), plus one
-    captioning example per sample whose answer is the caption."""
+    """Every template pair of every tiny-world sample (`phrasings` random paraphrase draws, duplicates dropped),
+    plus one captioning example per sample (any source) whose answer is the caption."""
     examples = []
     for index, row in enumerate(rows):
-        seen = set()
-        for draw in range(phrasings):
-            rng = np.random.default_rng([seed, index, draw])
-            for pair in template_qa(modality, row["properties"], rng):
-                if pair.question in seen:
-                    continue
-                seen.add(pair.question)
-                examples.append({"sample": index, "question": pair.question, "answer": pair.answer,
-                                 "task": pair.property, "accepted": list(pair.accepted)})
-        examples += generic_object_examples(index, modality, row["properties"])
+        if has_template_properties(row):
+            examples += _template_pairs(index, row, modality, seed, phrasings)
         rng = np.random.default_rng([seed, index, phrasings])
         examples.append({"sample": index, "question": caption_prompt(modality, rng), "answer": row["caption"],
                          "task": "caption", "accepted": list(row.get("captions") or [row["caption"]])})
     return examples
+
+
+def _template_pairs(index: int, row: dict, modality: str, seed: int, phrasings: int) -> list[dict]:
+    examples = []
+    seen = set()
+    for draw in range(phrasings):
+        rng = np.random.default_rng([seed, index, draw])
+        for pair in template_qa(modality, row["properties"], rng):
+            if pair.question in seen:
+                continue
+            seen.add(pair.question)
+            examples.append({"sample": index, "question": pair.question, "answer": pair.answer,
+                             "task": pair.property, "accepted": list(pair.accepted)})
+    return examples + generic_object_examples(index, modality, row["properties"])
 
 
 GENERIC_COLOUR_QUESTIONS = {False: ("What color is the object?", "What colour is the object?"),
@@ -155,7 +169,10 @@ def main(argv: list[str] | None = None) -> None:
     tasks: dict[str, int] = {}
     for e in examples:
         tasks[e["task"]] = tasks.get(e["task"], 0) + 1
-    print(f"{len(examples)} template/caption examples for {len(rows)} samples: {tasks}")
+    untemplated = sum(not has_template_properties(row) for row in rows)
+    print(f"{len(examples)} template/caption examples for {len(rows)} samples: {tasks}"
+          + (f"; {untemplated} samples without tiny-world properties get caption examples only (no templates)"
+             if untemplated else ""))
     if args.llm_captions:
         from train.train_qformer import _load_tiny_llm
 
