@@ -122,11 +122,13 @@ def test_reference_files_read_unchanged_with_their_layouts(tmp_path):
     assert pairs[0].modalities == ["image", "points"] and pairs[0].label == 0
     assert pairs[0].paths == ["/imgs/f6e1_2.jpeg", "/pcs/9ab2/9ab2_8192.npz"]
     assert pairs[0].extra["captions_pred_pc"] == ["chair", "car"] and pairs[0].question_type is None
-    balanced = read_discrn(str(objaverse), balance_labels=True)
+    balanced = read_discrn(str(objaverse), media_roots={"image": "/imgs", "points": "/pcs"}, balance_labels=True)
     assert [p.label for p in balanced] == [1, 0]
     assert balanced[0].sample_ids == ["9ab2", "f6e1"] and balanced[0].captions == ["a red sports car", "a wooden chair"]
     assert balanced[0].extra["captions_pred_image"] == ["a car", "a chair"]
-    assert balanced[0].modalities == ["image", "points"], "reference inputs keep their modality slots"
+    assert balanced[0].modalities == ["points", "image"], "each input keeps its own modality when they swap"
+    assert balanced[0].paths == ["/pcs/9ab2/9ab2_8192.npz", "/imgs/f6e1_2.jpeg"]
+    assert balanced[1].modalities == ["image", "points"] and balanced[1].sample_ids == ["77c0", "31d4"]
     (audio_pair,) = read_discrn(str(audiocaps), media_roots={"video": "/v", "audio": "/a"})
     assert audio_pair.modalities == ["video", "audio"]
     assert audio_pair.paths == ["/v/-0Gj8_30.mp4", "/a/x9Yq_10.flac"]
@@ -144,7 +146,7 @@ def test_reference_files_read_unchanged_with_their_layouts(tmp_path):
     ("first", 0), ("The first one.", 0), ("(a)", 0), ("A", 0), ("a.", 0), ("Scene A", 0), ("1st", 0),
     ("The answer is A.", 0), ("the one on the left", 0), ("Input 1", 0), ("the 3D model", 0), ("a 3d model", 0),
     ("Option B", 1), ("(b) right one", 1), ("Second!", 1), ("Entity 2", 1), ("Answer: B", 1), ("b", 1),
-    ("the image", 1), ("the picture on the right", 1),
+    ("the image", 1), ("the picture on the right", 1), ("the rendering", 0),
     ("Neither", None), ("A red cube", None), ("Both the first and the second", None),
     ("the first, not the second", None), ("The image is left of the 3D model", None), ("", None),
 ])
@@ -165,6 +167,34 @@ def test_modality_names_count_only_when_the_inputs_differ_in_kind():
     with pytest.raises(ValueError, match="answers"):
         score(pairs, ["first"])
 
+
+def test_reference_file_with_a_byte_order_mark_reads(tmp_path):
+    path = tmp_path / "objaverse.json"
+    path.write_text(json.dumps(REFERENCE_OBJAVERSE), encoding="utf-8-sig")
+    assert [p.label for p in read_discrn(str(path))] == [0, 0]
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"label": 2}, "entry 1: label must be 0 or 1"), ({"label": None}, r"entry 1 lacks \['label'\]"),
+    ({"label": True}, "entry 1: label must be 0 or 1"), ({"sample_ids": ["a"]}, "entry 1: sample_ids .* two"),
+    ({"modalities": ["image", "foo"]}, "entry 1: modalities .* not two of"),
+    ({"modalities": ["image", "pc", "audio"]}, "entry 1: modalities"), ({"captions": None}, "entry 1: captions"),
+    ({"captions": ["only one"]}, "entry 1: captions"), ({"question": 3}, "entry 1: question"),
+])
+def test_invalid_entries_are_errors_naming_the_entry(tmp_path, change, message):
+    path = tmp_path / "objaverse.json"
+    path.write_text(json.dumps([REFERENCE_OBJAVERSE[0], {**REFERENCE_OBJAVERSE[1], **change}]))
+    with pytest.raises(ValueError, match=message):
+        read_discrn(str(path))
+
+
+def test_the_reference_label_names_read_as_their_numbers(tmp_path):
+    path = tmp_path / "objaverse.json"
+    path.write_text(json.dumps([{**e, "label": name} for e, name in zip(REFERENCE_OBJAVERSE, ("second", "First"))]))
+    assert [p.label for p in read_discrn(str(path))] == [1, 0]
+    path.write_text("[{")
+    with pytest.raises(ValueError, match="not a DisCRn json file"):
+        read_discrn(str(path))
 
 
 def test_evaluator_answers_every_method_and_captions_each_input_once(tiny_pipeline, tmp_path):

@@ -225,13 +225,18 @@ REFERENCE_LAYOUTS = {"image": "{id}_2.jpeg", "points": "{id}/{id}_8192.npz", "au
 CORE_FIELDS = ("sample_ids", "question", "label", "captions", "properties", "modalities", "paths", "question_type")
 
 
-def _swap_entities(pair: DisCRnPair, swap_modalities: bool) -> None:
+def _swap_entities(pair: DisCRnPair) -> None:
+    """The two inputs trade places whole (id, modality, file, caption, ...), so every slot keeps a matching file."""
     pair.label = 1 - pair.label
-    for name in ("sample_ids", "captions", "properties", "paths") + (("modalities",) if swap_modalities else ()):
+    for name in ("sample_ids", "captions", "properties", "paths", "modalities"):
         setattr(pair, name, getattr(pair, name)[::-1])
     for key, value in pair.extra.items():
         if isinstance(value, list) and len(value) == 2:
             pair.extra[key] = value[::-1]
+
+
+LABEL_NAMES = {"first": 0, "second": 1}
+"""The reference loader's class names for labels 0 and 1 (its released files store the integers)."""
 
 
 def read_discrn(path: str, modalities: Optional[tuple[str, str]] = None, media_roots: Optional[dict] = None,
@@ -241,34 +246,77 @@ def read_discrn(path: str, modalities: Optional[tuple[str, str]] = None, media_r
     Modalities come from the argument, else each entry's own `modalities`, else the file name (objaverse.json,
     audiocaps.json). With `media_roots` ({modality: folder}), entries without `paths` get the reference's file
     layout. `balance_labels` repeats the reference loader's balancing: entries whose label does not alternate
-    with their index swap their two inputs (inputs keep their modality slots in the reference files).
+    with their index swap their two inputs (each input keeps its own modality and file). An entry that is not a
+    valid DisCRn entry is a ValueError naming its index.
     """
-    with open(path, encoding="utf-8") as handle:
-        entries = json.load(handle)
+    try:
+        with open(path, encoding="utf-8-sig") as handle:
+            entries = json.load(handle)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path}: not a DisCRn json file ({error})") from error
     if not isinstance(entries, list):
         raise ValueError(f"{path}: a DisCRn file is a json list of entries, found {type(entries).__name__}")
     stem = os.path.splitext(os.path.basename(path))[0].lower()
     default = modalities or next((m for name, m in REFERENCE_MODALITIES.items() if name in stem), None)
     pairs = []
     for index, entry in enumerate(entries):
-        missing = [k for k in ("sample_ids", "question", "label") if k not in entry]
-        if missing:
-            raise ValueError(f"{path}: entry {index} lacks {missing}; not a DisCRn file")
-        own = entry.get("modalities")
-        kinds = modalities or own or default
-        if kinds is None:
-            raise ValueError(f"{path}: cannot tell the modalities of the two inputs; pass modalities=(first, second)")
-        kinds = [MODALITY_ALIASES.get(m, m) for m in kinds]
-        paths = entry.get("paths") or [_reference_path(kinds[i], entry, i, media_roots) for i in range(2)]
-        pair = DisCRnPair(sample_ids=[str(s) for s in entry["sample_ids"]], question=entry["question"],
-                          label=int(entry["label"]), captions=list(entry.get("captions", ["", ""])),
-                          properties=list(entry.get("properties", [None, None])), modalities=kinds, paths=paths,
-                          question_type=entry.get("question_type"),
-                          extra={k: v for k, v in entry.items() if k not in CORE_FIELDS})
+        pair = _read_entry(entry, modalities, default, media_roots, f"{path}: entry {index}")
         if balance_labels and pair.label != (0 if index % 2 else 1):
-            _swap_entities(pair, swap_modalities=own is not None and modalities is None)
+            _swap_entities(pair)
         pairs.append(pair)
     return pairs
+
+
+def _read_entry(entry, modalities: Optional[tuple[str, str]], default: Optional[tuple[str, str]],
+                media_roots: Optional[dict], where: str) -> DisCRnPair:
+    """One entry checked field by field; `where` ("FILE: entry N") starts every error message."""
+    from core.schema import MODALITIES
+
+    if not isinstance(entry, dict):
+        raise ValueError(f"{where} is a {type(entry).__name__}, not an object with DisCRn fields")
+    missing = [k for k in ("sample_ids", "question", "label") if entry.get(k) is None]
+    if missing:
+        raise ValueError(f"{where} lacks {missing}; not a DisCRn entry")
+    kinds = modalities or entry.get("modalities") or default
+    if kinds is None:
+        raise ValueError(f"{where}: cannot tell the modalities of the two inputs; pass modalities=(first, second)")
+    kinds = [MODALITY_ALIASES.get(m, m) if isinstance(m, str) else m
+             for m in (kinds if isinstance(kinds, (list, tuple)) else [kinds])]
+    unknown = [m for m in kinds if m not in MODALITIES]
+    if len(kinds) != 2 or unknown:
+        raise ValueError(f"{where}: modalities {kinds} are not two of {MODALITIES} (or the aliases "
+                         f"{sorted(MODALITY_ALIASES)})")
+    if not _two(entry["sample_ids"], (str, int)):
+        raise ValueError(f"{where}: sample_ids must be a list of exactly two ids, found {entry['sample_ids']!r}")
+    label = _label(entry["label"], where)
+    if not _two(entry.get("captions"), (str,)):
+        raise ValueError(f"{where}: captions must be a list of exactly two strings, found {entry.get('captions')!r}")
+    if not isinstance(entry["question"], str):
+        raise ValueError(f"{where}: question must be a string, found {entry['question']!r}")
+    paths = entry.get("paths") or [_reference_path(kinds[i], entry, i, media_roots) for i in range(2)]
+    if not _two(paths, (str, type(None))):
+        raise ValueError(f"{where}: paths must be a list of two file names, found {paths!r}")
+    properties = entry.get("properties", [None, None])
+    if not isinstance(properties, list) or len(properties) != 2:
+        raise ValueError(f"{where}: properties must be a list of two records, found {properties!r}")
+    return DisCRnPair(sample_ids=[str(s) for s in entry["sample_ids"]], question=entry["question"],
+                      label=label, captions=list(entry["captions"]),
+                      properties=list(properties), modalities=kinds, paths=list(paths),
+                      question_type=entry.get("question_type"),
+                      extra={k: v for k, v in entry.items() if k not in CORE_FIELDS})
+
+
+def _two(value, types: tuple) -> bool:
+    return isinstance(value, list) and len(value) == 2 and all(
+        isinstance(v, types) and not isinstance(v, bool) for v in value)
+
+
+def _label(value, where: str) -> int:
+    if isinstance(value, str) and value.strip().lower() in LABEL_NAMES:
+        return LABEL_NAMES[value.strip().lower()]
+    if isinstance(value, int) and not isinstance(value, bool) and value in (0, 1):
+        return value
+    raise ValueError(f"{where}: label must be 0 or 1 (or \"first\" / \"second\"), found {value!r}")
 
 
 def _reference_path(modality: str, entry: dict, index: int, media_roots: Optional[dict]) -> Optional[str]:
@@ -284,7 +332,7 @@ def _reference_path(modality: str, entry: dict, index: int, media_roots: Optiona
 FIRST_WORDS = frozenset({"first", "firstly", "1st", "1", "left", "former", "option_a"})
 SECOND_WORDS = frozenset({"second", "secondly", "2nd", "2", "right", "latter", "option_b"})
 MODALITY_WORDS = {"image": frozenset({"image", "picture", "photo", "drawing"}),
-                  "points": frozenset({"3d", "pc", "point", "points", "cloud", "mesh", "model"}),
+                  "points": frozenset({"3d", "pc", "point", "points", "cloud", "mesh", "model", "rendering"}),
                   "audio": frozenset({"audio", "sound", "recording"}),
                   "video": frozenset({"video", "movie", "animation"})}
 ARTICLES = frozenset({"a", "an", "the"})
