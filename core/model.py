@@ -150,9 +150,10 @@ class XModalModel(nn.Module):
                               (batched.tokens, batched.cross_attentions, batched.cmaa_weights)))
 
     def build_input(self, question: str, media_tokens: dict[str, torch.Tensor], history: list[tuple[str, str]],
-                    prefix_cues: bool = True) -> AssembledInput:
+                    prefix_cues: bool = True, keep_media_order: bool = False) -> AssembledInput:
+        """`keep_media_order`: media in the dict's order instead of the canonical one (core.prompt.render_pieces)."""
         pieces = render_pieces(question, list(media_tokens), history, self.llm.tokenizer,
-                               prefix_cues=prefix_cues, style=self.prompt_style)
+                               prefix_cues=prefix_cues, style=self.prompt_style, keep_order=keep_media_order)
         dtype = self.llm.model.get_input_embeddings().weight.dtype
         media = {m: t.to(self.llm.device, dtype) for m, t in media_tokens.items()}
         return assemble(pieces, media, self.llm.tokenizer, self.llm.embed)

@@ -30,9 +30,12 @@ Piece = Union[str, MediaSlot]
 
 def render_pieces(question: str, modalities: list[str], history: list[tuple[str, str]], tokenizer,
                   prefix_cues: bool = True, style: PromptStyle = "chat_template",
-                  system_prompt: str = SYSTEM_PROMPT) -> list[Piece]:
-    """The whole prompt as text pieces and media slots, ending where the assistant's answer begins."""
-    ordered = [m for m in MODALITIES if m in modalities]
+                  system_prompt: str = SYSTEM_PROMPT, keep_order: bool = False) -> list[Piece]:
+    """The whole prompt as text pieces and media slots, ending where the assistant's answer begins.
+
+    Media sit in the canonical order unless `keep_order`, which keeps the order of `modalities`: a DisCRn pair's
+    "first" input must come first whatever its modality, as in the reference's DisCRn prompts."""
+    ordered = list(dict.fromkeys(modalities)) if keep_order else [m for m in MODALITIES if m in modalities]
     unknown = set(modalities) - set(MODALITIES)
     if unknown:
         raise ValueError(f"unknown modality {sorted(unknown)[0]!r}; expected one of {MODALITIES}")

@@ -6,8 +6,11 @@ import os
 import re
 from collections import Counter
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
+import torch
 
 from train.discrn import (PAIR_KINDS, QUESTION_TYPES, DisCRnPair, answer_choice, generate_discrn, is_correct,
                           main, make_pairs, read_discrn, score)
@@ -218,3 +221,47 @@ def test_evaluator_answers_every_method_and_captions_each_input_once(tiny_pipeli
     prompt = caption_question(pairs[0], ["a red cube", "two blue circles"])
     assert prompt.endswith(f"Question: {pairs[0].question}")
     assert "First input (3D object): a red cube\nSecond input (image): two blue circles" in prompt
+
+
+class RecordingModel:
+    """Stands in for the model: renders the prompt with core.prompt and keeps the media order the LLM would see."""
+
+    def __init__(self):
+        self.orders = []
+
+    def media_tokens(self, modality, encoded, question, settings):
+        return SimpleNamespace(tokens=torch.zeros(2))
+
+    def build_input(self, question, media, history, prefix_cues=True, keep_media_order=False):
+        from core.prompt import MediaSlot, render_pieces
+
+        pieces = render_pieces(question, list(media), history, None, prefix_cues, "vicuna", keep_order=keep_media_order)
+        self.orders.append([p.modality for p in pieces if isinstance(p, MediaSlot)])
+        return SimpleNamespace(inputs_embeds=torch.zeros(1, 3))
+
+
+@pytest.mark.parametrize("name, roots", [("objaverse.json", {"image": "/i", "points": "/p"}),
+                                         ("audiocaps.json", {"video": "/v", "audio": "/a"})])
+def test_joint_prompt_presents_the_inputs_in_the_pairs_slot_order(tmp_path, name, roots):
+    """objaverse.json is image-then-3D and audiocaps.json video-then-audio, the reverse of the canonical order: the
+    LLM must still see the first input first, or "first" would name the wrong one."""
+    from train.eval_discrn import DisCRnEvaluator
+
+    entries = REFERENCE_OBJAVERSE if name == "objaverse.json" else REFERENCE_AUDIOCAPS
+    path = tmp_path / name
+    path.write_text(json.dumps(entries))
+    pairs = read_discrn(str(path), media_roots=roots, balance_labels=True)
+    model = RecordingModel()
+    evaluator = DisCRnEvaluator(SimpleNamespace(model=model, encode_file=lambda m, p: (p,)))
+    evaluator._answer = lambda prompts, max_new_tokens: ["the first one"] * len(prompts)
+    result = evaluator.run(pairs, ("joint",))
+    assert model.orders == [p.modalities for p in pairs]
+    assert result["methods"]["joint"]["accuracy"] == sum(p.label == 0 for p in pairs) / len(pairs)
+
+
+def test_render_pieces_keeps_the_canonical_media_order_by_default():
+    from core.prompt import MediaSlot, render_pieces
+
+    slots = [p.modality for p in render_pieces("Q?", ["image", "points"], [], None, style="vicuna")
+             if isinstance(p, MediaSlot)]
+    assert slots == ["points", "image"]

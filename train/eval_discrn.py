@@ -59,7 +59,9 @@ class DisCRnEvaluator:
         return self.pipeline.encode_file(modality, path)[0]
 
     def _prompt(self, question: str, media: dict[str, torch.Tensor]) -> torch.Tensor:
-        return self.model.build_input(question, media, [], prefix_cues=self.settings.prefix_cues).inputs_embeds[0]
+        """Media in the dict's order: a pair's first input is the first the LLM sees, whatever its modality."""
+        return self.model.build_input(question, media, [], prefix_cues=self.settings.prefix_cues,
+                                      keep_media_order=True).inputs_embeds[0]
 
     def _answer(self, prompts: list[torch.Tensor], max_new_tokens: int) -> list[str]:
         from core.llm import greedy_batch
@@ -70,6 +72,9 @@ class DisCRnEvaluator:
         prompts = []
         with torch.no_grad():
             for pair in tqdm(pairs, desc="joint prompts", unit="pair"):
+                if pair.modalities[0] == pair.modalities[1]:
+                    raise ValueError(f"the joint method needs two different modalities, this pair has two "
+                                     f"{pair.modalities[0]} inputs ({pair.sample_ids})")
                 media = {m: self.model.media_tokens(m, self._encoded(m, path), pair.question, self.settings).tokens
                          for m, path in zip(pair.modalities, pair.paths)}
                 prompts.append(self._prompt(joint_question(pair), media))
