@@ -14,6 +14,7 @@ better one once more; that final wording is kept only when its IAS beats every c
 from __future__ import annotations
 
 import re
+import threading
 import time
 import weakref
 from dataclasses import dataclass
@@ -220,6 +221,16 @@ def clean_rewrite(generated: str) -> Optional[str]:
     return re.sub(r"^(rewrite|question)\s*:\s*", "", line, flags=re.IGNORECASE).strip()
 
 
+class _StopSwitch(StoppingCriteria):
+    """Ends every row once the caller's stop switch is set (the user pressed Stop)."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        self.stop = stop
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs) -> torch.Tensor:  # noqa: ARG002
+        return torch.full((input_ids.shape[0],), self.stop.is_set(), dtype=torch.bool, device=input_ids.device)
+
+
 class _LineEnd(StoppingCriteria):
     """Ends each row at its first line break (transformers' stop_strings rescans the whole vocabulary per call)."""
 
@@ -276,7 +287,8 @@ class InstructionOptimizer:
                                               device=self.llm.device)
         return per_llm[_NEWLINES]
 
-    def _complete(self, header: str, query: str, limit: int, sample: bool, count: int, seed: int) -> list[str]:
+    def _complete(self, header: str, query: str, limit: int, sample: bool, count: int, seed: int,
+                  stop: Optional[threading.Event] = None) -> list[str]:
         """`count` completions of header + query in one generate call, stopping once every one has ended its line.
 
         The header's keys and values come from the cache and are shared by the `count` rows as views, so only the
@@ -288,7 +300,8 @@ class InstructionOptimizer:
         cache = shared_cache(self.llm, header_kv, count)
         kwargs = dict(max_new_tokens=limit + 1, do_sample=sample, pad_token_id=tokenizer.pad_token_id,
                       eos_token_id=tokenizer.eos_token_id,
-                      stopping_criteria=StoppingCriteriaList([_LineEnd(self._newline_tokens())]))
+                      stopping_criteria=StoppingCriteriaList([_LineEnd(self._newline_tokens())]
+                                                             + ([_StopSwitch(stop)] if stop is not None else [])))
         if sample:
             kwargs.update(temperature=self.settings.temperature, top_p=self.settings.top_p, top_k=0)
         else:
@@ -304,12 +317,13 @@ class InstructionOptimizer:
             texts.append(text + "\n" if ended and "\n" not in text else text)
         return texts
 
-    def rewrite(self, question: str, modalities: list[str], seed: int = 0) -> tuple[list[str], dict[str, str]]:
+    def rewrite(self, question: str, modalities: list[str], seed: int = 0,
+                stop: Optional[threading.Event] = None) -> tuple[list[str], dict[str, str]]:
         """Up to K distinct, on-topic rewrites from one batched sampled call, and why each other one was dropped."""
         limit = self.token_limit(question)
         generated = self._complete(REWRITE_HEADER.format(media=media_phrase(modalities)),
                                    REWRITE_QUERY.format(question=question), limit, sample=True,
-                                   count=self.settings.num_rewrites, seed=seed)
+                                   count=self.settings.num_rewrites, seed=seed, stop=stop)
         kept: list[str] = []
         dropped: dict[str, str] = {}
         seen = {normalised(question)}
@@ -349,15 +363,23 @@ class InstructionOptimizer:
         return REWRITE_QUERY.format(question=worse) + f" {better}\n" + REWRITE_QUERY.format(question=better)
 
     def optimize(self, question: str, encoded: dict[str, EncodedMedia],
-                 settings: Optional[GenerationSettings] = None) -> OptimizerTrace:
-        """The trace of one optimisation; its final instruction is never empty (at worst, the original)."""
+                 settings: Optional[GenerationSettings] = None,
+                 stop: Optional[threading.Event] = None) -> OptimizerTrace:
+        """The trace of one optimisation; its final instruction is never empty (at worst, the original).
+
+        Once `stop` is set, the step running ends at its next token and the later steps are skipped: the trace
+        then holds what was scored so far (nothing, when the rewrites were cut) and says `stopped`."""
         settings = settings or GenerationSettings()
         question = checked_question(question)
         modalities = list(encoded)
         timings: dict[str, float] = {}
         start = time.perf_counter()
-        rewrites, dropped = self.rewrite(question, modalities, seed=settings.seed)
+        rewrites, dropped = self.rewrite(question, modalities, seed=settings.seed, stop=stop)
         timings["rewrite"] = time.perf_counter() - start
+        if stop is not None and stop.is_set():  # cut rewrites would all read as over-long
+            timings["total"] = time.perf_counter() - start
+            return OptimizerTrace(candidates=[], in_context_prompt="", final_instruction=question,
+                                  timings_s=timings, stopped=True)
 
         t = time.perf_counter()
         scorer = self.scorer(encoded, settings)
@@ -367,7 +389,7 @@ class InstructionOptimizer:
         best = min(scored, key=lambda s: s.ias)
 
         in_context_prompt, final = "", best.instruction
-        if rewrites:
+        if rewrites and not (stop is not None and stop.is_set()):
             t = time.perf_counter()
             best_rewrite = min(scored[1:], key=lambda s: s.ias)
             worse, better = sorted([scored[0], best_rewrite], key=lambda s: -s.ias)
@@ -376,7 +398,7 @@ class InstructionOptimizer:
             in_context_prompt = header + query
             limit = self.token_limit(better.instruction)
             composed = clean_rewrite(self._complete(header, query, limit, sample=False, count=1,
-                                                    seed=settings.seed)[0])
+                                                    seed=settings.seed, stop=stop)[0])
             seen = {normalised(c.instruction) for c in candidates}
             reason = self.rejection(composed, question, seen, limit)
             timings["compare"] = time.perf_counter() - t
@@ -391,4 +413,4 @@ class InstructionOptimizer:
                 dropped[composed] = f"final {reason}"
         timings["total"] = time.perf_counter() - start
         return OptimizerTrace(candidates=candidates, in_context_prompt=in_context_prompt, final_instruction=final,
-                              timings_s=timings, rejected=dropped)
+                              timings_s=timings, rejected=dropped, stopped=stop is not None and stop.is_set())

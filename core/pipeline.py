@@ -98,7 +98,7 @@ class Pipeline:
             if request.optimize:
                 from core.optimizer import InstructionOptimizer
 
-                trace = InstructionOptimizer(self.model).optimize(question, encoded, settings)
+                trace = InstructionOptimizer(self.model).optimize(question, encoded, settings, stop=stop)
                 question_used = trace.final_instruction
             instruction = (request.qformer_prompt or "").strip() or question_used
             t = time.perf_counter()

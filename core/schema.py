@@ -134,6 +134,8 @@ class OptimizerTrace:
     rejected: dict[str, str] = field(default_factory=dict)
     """Rewrites that never became candidates, each with the reason (empty, duplicate, over-long, off-topic,
     changes what is asked); a refused final composition's reason starts with "final"."""
+    stopped: bool = False
+    """The user stopped the request while the optimiser ran; the steps after that were skipped."""
 
 
 @dataclass
@@ -164,6 +166,7 @@ class AskResult:
             ]
             out["final_instruction"] = self.optimizer.final_instruction
             out["rejected_rewrites"] = self.optimizer.rejected
+            out["optimizer_stopped"] = self.optimizer.stopped
             out["optimizer_timings_s"] = {k: round(v, 4) for k, v in self.optimizer.timings_s.items()}
         return out
 

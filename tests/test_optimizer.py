@@ -188,3 +188,17 @@ def test_cli_json_lists_the_candidates(tmp_path):
         assert candidate["instruction"] and isinstance(candidate["ias"], float)
         assert len(candidate["token_nll"]) > 0
     assert "total" in out["optimizer_timings_s"]
+
+
+def test_a_stop_pressed_before_the_optimiser_runs_skips_its_steps(tiny_pipeline):
+    import threading
+
+    from core.schema import AskRequest, GenerationSettings
+
+    stop = threading.Event()
+    stop.set()
+    result = tiny_pipeline.ask(AskRequest("wat colr is it", optimize=True,
+                                          settings=GenerationSettings(max_new_tokens=8)), stop=stop)
+    trace = result.optimizer
+    assert trace.stopped and trace.candidates == [] and trace.final_instruction == "wat colr is it"
+    assert result.tokens_generated <= 1  # the answer, too, stops after its first token
