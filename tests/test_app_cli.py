@@ -1,0 +1,37 @@
+"""`python app.py`'s command line: --help answers without starting anything; options default to the env vars."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import app
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_help_prints_the_usage_and_exits_without_serving():
+    done = subprocess.run([sys.executable, str(ROOT / "app.py"), "--help"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: python app.py")
+    for option in ("--preset", "--host", "--port"):
+        assert option in done.stdout
+
+
+def test_options_default_to_the_environment_and_override_it(monkeypatch):
+    monkeypatch.setenv("XMODAL_PRESET", "instructblip-7b")
+    monkeypatch.setenv("GRADIO_SERVER_NAME", "0.0.0.0")
+    monkeypatch.setenv("GRADIO_SERVER_PORT", "8000")
+    defaults = app.parse_args([])
+    assert (defaults.preset, defaults.host, defaults.port) == ("instructblip-7b", "0.0.0.0", 8000)
+    chosen = app.parse_args(["--preset", "tiny", "--host", "127.0.0.1", "--port", "9000"])
+    assert (chosen.preset, chosen.host, chosen.port) == ("tiny", "127.0.0.1", 9000)
+
+
+def test_only_the_offline_preset_forces_offline_mode(monkeypatch):
+    environment = {}
+    monkeypatch.setattr(os, "environ", environment)  # what configure_environment sets stays in this test
+    app.configure_environment("instructblip-7b")
+    assert "HF_HUB_OFFLINE" not in environment and "TRANSFORMERS_OFFLINE" not in environment
+    app.configure_environment("tiny")
+    assert environment["HF_HUB_OFFLINE"] == "1" and environment["TRANSFORMERS_OFFLINE"] == "1"
