@@ -106,3 +106,20 @@ def test_command_writes_a_manifest_the_world_reader_loads(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["cap3d", "--annotations", str(tmp_path / "absent.csv"), "--media-dir", str(tmp_path), "--out",
               str(out)])
+
+
+def test_command_keeps_one_official_msrvtt_split(tmp_path, capsys):
+    out = tmp_path / "manifest.jsonl"
+    command = ["msrvtt", "--annotations", str(DATA / "msrvtt" / "videodatainfo.json"), "--media-dir",
+               str(DATA / "msrvtt" / "videos"), "--out", str(out), "--split", "test"]
+    assert main(command + ["--only-split", "test"]) == 0
+    assert [r.sample_id for r in read_manifest(str(out))] == ["msrvtt-video7"]
+    with pytest.raises(SystemExit):
+        main(command + ["--only-split", "val"])
+    assert "invalid choice: 'val'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["coco", "--annotations", str(DATA / "coco" / "captions_val2014.json"), "--media-dir", str(DATA),
+              "--out", str(out), "--only-split", "test"])
+    assert "--only-split applies to msrvtt only" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="no split names"):
+        read_msrvtt(str(DATA / "msrvtt" / "lavis_test.json"), str(DATA / "msrvtt" / "videos"), only_split="test")

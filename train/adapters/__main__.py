@@ -1,4 +1,4 @@
-"""`python -m train.adapters NAME --annotations FILE --media-dir DIR --out MANIFEST [--split train]`
+"""`python -m train.adapters NAME --annotations FILE --media-dir DIR --out MANIFEST [--split train] [--only-split S]`
 
 Turns a real data set's caption file into a manifest of SampleRecords, like the ones `python -m train.world` writes.
 """
@@ -8,6 +8,7 @@ import argparse
 import sys
 
 from train.adapters import ADAPTERS
+from train.adapters.msrvtt import OFFICIAL_SPLITS
 from train.world.records import write_manifest
 
 
@@ -18,9 +19,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--media-dir", required=True, help="folder holding the downloaded media files")
     parser.add_argument("--out", required=True, help="manifest.jsonl to write")
     parser.add_argument("--split", default="train", help="split name stored in the records (default: train)")
+    parser.add_argument("--only-split", choices=OFFICIAL_SPLITS,
+                        help="msrvtt only: keep the videos of this split of the official videodatainfo.json "
+                             "(default: all of them); --split still names the split stored in the records")
     args = parser.parse_args(argv)
+    if args.only_split and args.name != "msrvtt":
+        parser.error(f"--only-split applies to msrvtt only, not {args.name}")
+    options = {"only_split": args.only_split} if args.only_split else {}
     try:
-        adapted = ADAPTERS[args.name](args.annotations, args.media_dir, args.split)
+        adapted = ADAPTERS[args.name](args.annotations, args.media_dir, args.split, **options)
     except (OSError, ValueError, KeyError) as error:
         parser.error(f"{args.annotations} lacks the field {error}" if isinstance(error, KeyError) else str(error))
     if not adapted.records:

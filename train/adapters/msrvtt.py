@@ -1,7 +1,8 @@
 """MSR-VTT json ({"videos": [{"video_id", "split"}], "sentences": [{"video_id", "caption"}]}) or the LAVIS list
 ([{"video": "video0.mp4", "caption": str or [str]}]).
 
-The official file's splits are "train", "validate" and "test"; `only_split` keeps one of them.
+The official file's splits are "train", "validate" and "test"; `only_split` keeps one of them (the LAVIS lists are
+already one split each and carry no split names, so it is refused there rather than ignored).
 """
 from __future__ import annotations
 
@@ -12,9 +13,12 @@ from typing import Optional
 from train.adapters.base import Adapted, find_media, grouped, with_extensions
 
 VIDEO_EXTENSIONS = ("mp4", "avi", "webm", "mkv")
+OFFICIAL_SPLITS = ("train", "validate", "test")
 
 
 def read_msrvtt(annotations: str, media_dir: str, split: str = "train", only_split: Optional[str] = None) -> Adapted:
+    if only_split is not None and only_split not in OFFICIAL_SPLITS:
+        raise ValueError(f"only_split must be one of {OFFICIAL_SPLITS}, not {only_split!r}")
     with open(annotations, encoding="utf-8") as handle:
         data = json.load(handle)
     adapted = Adapted()
@@ -28,6 +32,9 @@ def read_msrvtt(annotations: str, media_dir: str, split: str = "train", only_spl
             adapted.add("msrvtt", "video", split, video_id, path, captions.get(video_id, []),
                         {"video_id": video_id, "msrvtt_split": video.get("split")})
     elif isinstance(data, list) and all("video" in entry and "caption" in entry for entry in data):
+        if only_split:
+            raise ValueError(f"{annotations}: a LAVIS list has no split names, so only_split={only_split!r} cannot "
+                             "apply; it is one split already")
         captions = grouped((entry["video"], c) for entry in data
                            for c in ([entry["caption"]] if isinstance(entry["caption"], str) else entry["caption"]))
         for video, texts in captions.items():
