@@ -123,3 +123,18 @@ def test_command_keeps_one_official_msrvtt_split(tmp_path, capsys):
     assert "--only-split applies to msrvtt only" in capsys.readouterr().err
     with pytest.raises(ValueError, match="no split names"):
         read_msrvtt(str(DATA / "msrvtt" / "lavis_test.json"), str(DATA / "msrvtt" / "videos"), only_split="test")
+
+
+@pytest.mark.parametrize("name, annotations, media", [
+    ("coco", "coco/captions_val2014.json", "coco/images"), ("audiocaps", "audiocaps/val.csv", "audiocaps/audio"),
+    ("clotho", "clotho/clotho_captions_evaluation.csv", "clotho/audio"),
+    ("msrvtt", "msrvtt/videodatainfo.json", "msrvtt/videos"), ("webvid", "webvid/results_2M_val.csv", "webvid/videos"),
+    ("cap3d", "cap3d/Cap3D_automated_Objaverse_no3Dword.csv", "cap3d/points"),
+])
+def test_a_file_saved_with_a_byte_order_mark_reads_the_same(tmp_path, name, annotations, media):
+    with_bom = tmp_path / Path(annotations).name
+    with_bom.write_bytes(b"\xef\xbb\xbf" + (DATA / annotations).read_bytes())
+    plain = ADAPTERS[name](str(DATA / annotations), str(DATA / media))
+    marked = ADAPTERS[name](str(with_bom), str(DATA / media))
+    assert [vars(r) for r in marked.records] == [vars(r) for r in plain.records] and marked.records
+    assert marked.missing == plain.missing

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import csv
 
-from train.adapters.base import Adapted, find_media, grouped, with_extensions
+from train.adapters.base import Adapted, find_media, grouped, open_text, with_extensions
 
 AUDIO_EXTENSIONS = ("wav", "flac", "mp3", "ogg", "m4a")
 COLUMNS = {"youtube_id", "start_time", "caption"}
 
 
 def read_audiocaps(annotations: str, media_dir: str, split: str = "train") -> Adapted:
-    with open(annotations, newline="", encoding="utf-8") as handle:
+    with open_text(annotations) as handle:
         rows = list(csv.DictReader(handle))
     if not rows or not COLUMNS <= set(rows[0]):
         raise ValueError(f"{annotations}: not an AudioCaps csv (needs columns {sorted(COLUMNS)})")

@@ -29,6 +29,12 @@ class Adapted:
                                              split=split, source=source))
 
 
+def open_text(path: str):
+    """An annotation file for reading; utf-8-sig also reads the byte-order mark Windows tools write first (plain
+    utf-8 would glue it to the first csv column name or make json refuse the file)."""
+    return open(path, newline="", encoding="utf-8-sig")
+
+
 def find_media(media_dir: str, candidates: Iterable[str]) -> Optional[str]:
     """The first candidate file name (relative to media_dir) that exists, as a path; None if none does."""
     for name in candidates:

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import csv
 
-from train.adapters.base import Adapted, find_media, with_extensions
+from train.adapters.base import Adapted, find_media, open_text, with_extensions
 
 POINT_EXTENSIONS = ("npy", "npz", "ply", "pt")
 
 
 def read_cap3d(annotations: str, media_dir: str, split: str = "train") -> Adapted:
-    with open(annotations, newline="", encoding="utf-8") as handle:
+    with open_text(annotations) as handle:
         rows = [row for row in csv.reader(handle) if row]
     if rows and [c.strip().lower() for c in rows[0][:2]] == ["uid", "caption"]:
         rows = rows[1:]

@@ -4,11 +4,11 @@ from __future__ import annotations
 import csv
 import os
 
-from train.adapters.base import Adapted, find_media
+from train.adapters.base import Adapted, find_media, open_text
 
 
 def read_clotho(annotations: str, media_dir: str, split: str = "train") -> Adapted:
-    with open(annotations, newline="", encoding="utf-8") as handle:
+    with open_text(annotations) as handle:
         rows = list(csv.DictReader(handle))
     caption_columns = sorted((c for c in (rows[0] if rows else {}) if c.startswith("caption_")),
                              key=lambda c: int(c.split("_")[1]))

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import os
 
-from train.adapters.base import Adapted, find_media, grouped
+from train.adapters.base import Adapted, find_media, grouped, open_text
 
 
 def read_coco(annotations: str, media_dir: str, split: str = "train") -> Adapted:
-    with open(annotations, encoding="utf-8") as handle:
+    with open_text(annotations) as handle:
         data = json.load(handle)
     adapted = Adapted()
     if isinstance(data, dict) and "images" in data and "annotations" in data:

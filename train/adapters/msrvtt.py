@@ -10,7 +10,7 @@ import json
 import os
 from typing import Optional
 
-from train.adapters.base import Adapted, find_media, grouped, with_extensions
+from train.adapters.base import Adapted, find_media, grouped, open_text, with_extensions
 
 VIDEO_EXTENSIONS = ("mp4", "avi", "webm", "mkv")
 OFFICIAL_SPLITS = ("train", "validate", "test")
@@ -19,7 +19,7 @@ OFFICIAL_SPLITS = ("train", "validate", "test")
 def read_msrvtt(annotations: str, media_dir: str, split: str = "train", only_split: Optional[str] = None) -> Adapted:
     if only_split is not None and only_split not in OFFICIAL_SPLITS:
         raise ValueError(f"only_split must be one of {OFFICIAL_SPLITS}, not {only_split!r}")
-    with open(annotations, encoding="utf-8") as handle:
+    with open_text(annotations) as handle:
         data = json.load(handle)
     adapted = Adapted()
     if isinstance(data, dict) and "videos" in data and "sentences" in data:

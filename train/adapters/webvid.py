@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import csv
 
-from train.adapters.base import Adapted, find_media
+from train.adapters.base import Adapted, find_media, open_text
 
 COLUMNS = {"videoid", "name"}
 
 
 def read_webvid(annotations: str, media_dir: str, split: str = "train") -> Adapted:
-    with open(annotations, newline="", encoding="utf-8") as handle:
+    with open_text(annotations) as handle:
         rows = list(csv.DictReader(handle))
     if not rows or not COLUMNS <= set(rows[0]):
         raise ValueError(f"{annotations}: not a WebVid csv (needs columns {sorted(COLUMNS)})")
