@@ -233,3 +233,98 @@ def test_an_export_keeps_the_other_projection_only_when_it_was_trained_on_the_sa
     assert set(run("linear", 32, "linear")) == {"linear"}
     assert set(run("qformer", 32, "qformer")) == {"linear", "qformer"}
     assert set(run("qformer", 48, "wider")) == {"qformer"}
+
+
+class _Killed(Exception):
+    """Stands for a kill -9 inside save_state."""
+
+
+def test_a_kill_after_the_state_files_but_before_progress_resumes_exactly_from_the_previous_state(
+        tmp_path, llm, qformer_tokenizer):
+    features, instructions = _synthetic_set(tmp_path)
+    common = dict(llm=llm, qformer_tokenizer=qformer_tokenizer, settings=_settings())
+    reference = BridgeTrainer(_config(tmp_path, features, instructions, out=str(tmp_path / "straight"),
+                                      checkpoint_every=1), **common).train()
+
+    killed = BridgeTrainer(_config(tmp_path, features, instructions, checkpoint_every=1), **common)
+    save_accelerate_state = killed.accelerator.save_state
+
+    def save_then_die(folder):
+        save_accelerate_state(folder)
+        if killed.step == 2:  # the step-2 weights, optimizer and scheduler are on disk, its progress.json is not
+            raise _Killed
+
+    killed.accelerator.save_state = save_then_die
+    with pytest.raises(_Killed):
+        killed.train()
+    resumed = BridgeTrainer(_config(tmp_path, features, instructions, checkpoint_every=1), **common)
+    assert resumed.try_resume() and resumed.step == 1
+    assert sorted(p.name for p in (tmp_path / "run").glob("state*")) == ["state"]
+    assert resumed.train() == pytest.approx(reference[1:], abs=1e-5)
+
+
+def test_a_kill_between_the_state_swaps_renames_resumes_from_the_previous_complete_state(
+        tmp_path, llm, qformer_tokenizer):
+    features, instructions = _synthetic_set(tmp_path)
+    common = dict(llm=llm, qformer_tokenizer=qformer_tokenizer, settings=_settings())
+    BridgeTrainer(_config(tmp_path, features, instructions), **common).train(stop_after=2)
+    run = tmp_path / "run"
+    (run / "state").rename(run / "state.previous")  # the swap had moved the old state aside ...
+    (run / "state.partial").mkdir()  # ... but not yet moved the new one in
+    resumed = BridgeTrainer(_config(tmp_path, features, instructions), **common)
+    assert resumed.try_resume() and resumed.step == 2
+    assert sorted(p.name for p in run.glob("state*")) == ["state"]
+
+
+def test_the_learning_rate_schedule_counts_optimizer_steps_whatever_the_number_of_processes(
+        tmp_path, llm, qformer_tokenizer, monkeypatch):
+    import accelerate.scheduler
+
+    from train.train_qformer import _warmup_cosine
+
+    class TwoProcesses:  # what AcceleratorState reports under `accelerate launch --num_processes 2`
+        num_processes = 2
+
+    monkeypatch.setattr(accelerate.scheduler, "AcceleratorState", TwoProcesses)
+    features, instructions = _synthetic_set(tmp_path)
+    config = _config(tmp_path, features, instructions, steps=6, warmup_steps=2, grad_accum=2)
+    trainer = BridgeTrainer(config, llm=llm, qformer_tokenizer=qformer_tokenizer, settings=_settings())
+    trainer.train(stop_after=3)
+    assert trainer.scheduler.get_last_lr()[0] == pytest.approx(config.lr * _warmup_cosine(2, (6,))(3))
+
+
+def test_a_resumed_run_logs_each_step_once(tmp_path, llm, qformer_tokenizer):
+    features, instructions = _synthetic_set(tmp_path)
+    common = dict(llm=llm, qformer_tokenizer=qformer_tokenizer, settings=_settings())
+    first = BridgeTrainer(_config(tmp_path, features, instructions, steps=4), **common)
+    first.train(stop_after=3)  # checkpoint at step 2; step 3 is logged, then the run "dies"
+    resumed = BridgeTrainer(_config(tmp_path, features, instructions, steps=4), **common)
+    assert resumed.try_resume() and resumed.step == 2
+    resumed.train()
+    log = (tmp_path / "run" / "train.log").read_text()
+    steps = [int(line.split()[2]) for line in log.splitlines() if " step " in line and " loss " in line]
+    assert steps == [1, 2, 3, 4]
+    assert "the 1 logged steps after it were lost" in log
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{not json", "is not valid JSON"),
+    ('["a list"]', "must hold a JSON object"),
+    ('{"modality": "audio", "features": "f"}', "missing config keys ['instructions', 'out']"),
+    ('{"modality": "audio", "features": "f", "instructions": "i", "out": "o", "steps": 0}', "steps must be"),
+])
+def test_a_bad_config_file_is_refused_with_a_message_naming_it(tmp_path, content, message):
+    path = tmp_path / "bad.json"
+    path.write_text(content)
+    with pytest.raises(ValueError, match="bad.json") as error:
+        TrainConfig.from_json(path)
+    assert message in str(error.value)
+
+
+def test_a_resume_may_spell_out_differently(tmp_path, llm, qformer_tokenizer, monkeypatch):
+    features, instructions = _synthetic_set(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    common = dict(llm=llm, qformer_tokenizer=qformer_tokenizer, settings=_settings())
+    BridgeTrainer(_config(tmp_path, features, instructions, out="run"), **common).train(stop_after=2)
+    resumed = BridgeTrainer(_config(tmp_path, features, instructions, out=str(tmp_path / "run")), **common)
+    assert resumed.try_resume() and resumed.step == 2

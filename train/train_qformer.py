@@ -15,8 +15,10 @@ import argparse
 import json
 import logging
 import math
+import re
+import shutil
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import Optional
 
@@ -25,6 +27,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from core.atomic import atomic_output
 from core.model import ModalityBridge
 from core.qformer import QFormerSettings
 from train.world.records import read_jsonl
@@ -84,6 +87,9 @@ class TrainConfig:
     """Stop (after saving) once this much wall time has passed in this run; a rerun continues."""
 
     def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "grad_accum", "checkpoint_every"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a whole number >= 1, not {getattr(self, name)!r}")
         if self.objective not in ("answer", *WORD_OBJECTIVES):
             raise ValueError(f"objective must be answer, {' or '.join(WORD_OBJECTIVES)}, not {self.objective!r}")
         if list(self.continued_from) != sorted(set(self.continued_from)) or any(
@@ -96,13 +102,28 @@ class TrainConfig:
 
     @classmethod
     def from_json(cls, path: Path, **overrides) -> "TrainConfig":
-        values = json.loads(Path(path).read_text())
+        """The config file's values, with the command line's non-None overrides on top; every problem with the
+        file (missing, not JSON, unknown or missing keys, bad values) is a ValueError that names it."""
+        try:
+            values = json.loads(Path(path).read_text(encoding="utf-8-sig"))
+        except OSError as error:
+            raise ValueError(f"cannot read the config {path}: {error.strerror or error}") from None
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path} is not valid JSON: {error}") from None
+        if not isinstance(values, dict):
+            raise ValueError(f"{path} must hold a JSON object of config keys")
         values.update({k: v for k, v in overrides.items() if v is not None})
         known = {f.name for f in fields(cls)}
         unknown = set(values) - known
         if unknown:
             raise ValueError(f"{path}: unknown config keys {sorted(unknown)}")
-        return cls(**values)
+        missing = [f.name for f in fields(cls) if f.name not in values and f.default is MISSING]
+        if missing:
+            raise ValueError(f"{path}: missing config keys {missing}")
+        try:
+            return cls(**values)
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}") from None
 
 
 def load_instructions(path: Path, num_samples: int) -> list[dict]:
@@ -135,8 +156,10 @@ class BridgeTrainer:
         from train.prefix_llm import PrefixCachedLLM, PromptTemplate
 
         self.config = config
+        # the schedule counts optimizer steps: stepped by hand once per step, since accelerate's default would
+        # step it once per process (N times too fast under `accelerate launch` with N processes)
         self.accelerator = Accelerator(gradient_accumulation_steps=config.grad_accum,
-                                       mixed_precision=config.mixed_precision)
+                                       mixed_precision=config.mixed_precision, step_scheduler_with_optimizer=False)
         set_seed(config.seed)
         self.tokens, self.mask, self.rows = load_features(Path(config.features))
         self.examples = load_instructions(Path(config.instructions), len(self.rows))
@@ -217,22 +240,52 @@ class BridgeTrainer:
 
     # --- state ------------------------------------------------------------------------------------------------
     def save_state(self) -> None:
-        state = self.out / "state"
-        self.accelerator.save_state(str(state))
-        if self.accelerator.is_main_process:
-            (state / "progress.json").write_text(json.dumps({"step": self.step, "config": asdict(self.config)}))
+        """Save into a fresh `<out>/state.partial` (progress.json last), then swap it in for `<out>/state` by
+        renames: a kill at any point leaves a complete state whose weights, optimizer and scheduler belong to the
+        step its progress.json names (an in-place save could pair the old step with the new weights)."""
+        acc = self.accelerator
+        state, partial, previous = state_folders(self.out)
+        if acc.is_main_process:
+            shutil.rmtree(partial, ignore_errors=True)
+        acc.wait_for_everyone()
+        acc.save_state(str(partial))
+        acc.wait_for_everyone()
+        if acc.is_main_process:
+            (partial / "progress.json").write_text(json.dumps({"step": self.step, "config": asdict(self.config)}))
+            if state.exists():
+                state.rename(previous)
+            partial.rename(state)
+            shutil.rmtree(previous, ignore_errors=True)
             self.export(self.out / f"{self.config.modality}_{self.part}.safetensors")
+        acc.wait_for_everyone()
 
     def try_resume(self) -> bool:
-        state = self.out / "state"
+        if self.accelerator.is_main_process:
+            recover_state(self.out)
+        self.accelerator.wait_for_everyone()
+        state = state_folders(self.out)[0]
         if not (state / "progress.json").is_file():
             return False
         progress = json.loads((state / "progress.json").read_text())
         check_resumable(progress["config"], self.config, progress["step"], state)
         self.accelerator.load_state(str(state))
         self.step = progress["step"]
-        self._log(f"resumed at step {self.step} from {state}")
+        lost = self._forget_logged_steps_after(self.step) if self.accelerator.is_main_process else 0
+        self._log(f"resumed at step {self.step} from {state}"
+                  + (f"; the {lost} logged steps after it were lost with the interruption and run again" if lost else ""))
         return True
+
+    def _forget_logged_steps_after(self, step: int) -> int:
+        """Drop the log lines of steps past the saved state (an interrupted run logged them, its rerun redoes
+        them), so train.log holds each step once, as it was trained into the weights; returns how many."""
+        if not self.log_file.is_file():
+            return 0
+        lines = self.log_file.read_text(encoding="utf-8").splitlines(keepends=True)
+        kept = [line for line in lines if not (m := LOGGED_STEP.match(line)) or int(m.group(1)) <= step]
+        if len(kept) != len(lines):
+            with atomic_output(self.log_file) as partial:
+                partial.write_text("".join(kept), encoding="utf-8")
+        return len(lines) - len(kept)
 
     @property
     def part(self) -> str:
@@ -305,9 +358,9 @@ class BridgeTrainer:
                     self.accelerator.clip_grad_norm_(
                         [p for p in self.bridge.parameters() if p.requires_grad], 1.0)
                     self.optimizer.step()
-                    self.scheduler.step()
                     self.optimizer.zero_grad()
                 total += float(loss.detach()) / c.grad_accum
+            self.scheduler.step()
             self.step += 1
             losses.append(total)
             seconds = time.perf_counter() - tick
@@ -335,8 +388,29 @@ class BridgeTrainer:
         return losses
 
 
-RESUMABLE_CHANGES = ("steps", "continued_from", "max_minutes", "snapshot_steps", "checkpoint_every", "export")
-"""Config keys a resumed run may change: how long it runs and what it keeps on the way, not what it learns."""
+LOGGED_STEP = re.compile(r"\S+ step (\d+) loss ")
+"""A train.log line of one training step ("12:00:01 step 25 loss 1.2345 ...")."""
+
+
+def state_folders(out: Path) -> tuple[Path, Path, Path]:
+    """The saved state, the one being written, and the one it replaces (kept until the new one is in place)."""
+    return out / "state", out / "state.partial", out / "state.previous"
+
+
+def recover_state(out: Path) -> None:
+    """Clean up after a save that a kill interrupted: if it died between its two renames, the previous state is
+    the complete one and goes back in place; a half-written state and a replaced one are removed."""
+    state, partial, previous = state_folders(out)
+    if not (state / "progress.json").is_file() and (previous / "progress.json").is_file():
+        shutil.rmtree(state, ignore_errors=True)
+        previous.rename(state)
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.rmtree(previous, ignore_errors=True)
+
+
+RESUMABLE_CHANGES = ("out", "steps", "continued_from", "max_minutes", "snapshot_steps", "checkpoint_every", "export")
+"""Config keys a resumed run may change: how long it runs and what it keeps on the way, not what it learns (`out`
+is where the state was found, however the command spelled it)."""
 
 
 def check_resumable(saved: dict, config: TrainConfig, step: int, state: Path) -> None:
@@ -410,12 +484,10 @@ def trained_prefixes(projection: str, cmaa: bool = False) -> tuple[str, ...]:
     """Parameter-name prefixes of the bridge that a run trains: the baseline, the Q-Former with its projection, or
     CMAA alone."""
     if cmaa:
-        return ("cmaa.",)
-    if projection == "linear":
-        return ("linear_baseline.",)
-    if projection == "qformer":
-        return ("qformer.", "projection.")
-    raise ValueError(f"projection must be qformer or linear, not {projection!r}")
+        return ModalityBridge.PART_PREFIXES["cmaa"]
+    if projection not in ("qformer", "linear"):
+        raise ValueError(f"projection must be qformer or linear, not {projection!r}")
+    return ModalityBridge.PART_PREFIXES[projection]
 
 
 def _warmup_cosine(warmup: int, ends: tuple[int, ...]):
@@ -458,10 +530,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.INFO)
-    config = TrainConfig.from_json(args.config, steps=args.steps, out=args.out, export=args.export,
-                                   max_minutes=args.max_minutes, mixed_precision=args.mixed_precision)
-    trainer = BridgeTrainer(config)
-    trainer.try_resume()
+    try:
+        config = TrainConfig.from_json(args.config, steps=args.steps, out=args.out, export=args.export,
+                                       max_minutes=args.max_minutes, mixed_precision=args.mixed_precision)
+        trainer = BridgeTrainer(config)
+        trainer.try_resume()
+    except (FileNotFoundError, ValueError) as error:
+        parser.error(str(error))
     trainer.train()
 
 
