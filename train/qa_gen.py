@@ -23,7 +23,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from core.atomic import atomic_output
 from train.templates import caption_prompt, template_qa
+from train.world.records import write_jsonl
 
 ANSWER_PROMPT = "Generate a potential answer word from the following text: {caption}"
 QUESTION_PROMPT = "Generate a question for the answer using the context. Context: {caption} Answer: {answer} Question:"
@@ -141,13 +143,6 @@ def llm_round_trip(rows: list[dict], indices: list[int], generate: ChatGenerator
     return kept, report
 
 
-def write_jsonl(path: Path, rows: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as f:
-        for row in rows:
-            f.write(json.dumps(row) + "\n")
-
-
 def main(argv: list[str] | None = None) -> None:
     from train.features import manifest_rows
 
@@ -179,8 +174,8 @@ def main(argv: list[str] | None = None) -> None:
         indices = list(range(min(args.llm_captions, len(rows))))
         kept, report = llm_round_trip(rows, indices, ChatGenerator(_load_tiny_llm()))
         write_jsonl(target.with_suffix(".llm.jsonl"), kept)
-        target.with_suffix(".llm_report.json").parent.mkdir(parents=True, exist_ok=True)
-        target.with_suffix(".llm_report.json").write_text(json.dumps(report, indent=2) + "\n")
+        with atomic_output(target.with_suffix(".llm_report.json")) as partial:
+            partial.write_text(json.dumps(report, indent=2) + "\n")
         print("LLM round trip:", report)
         examples += kept
     write_jsonl(target, examples)

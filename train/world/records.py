@@ -47,11 +47,17 @@ class SampleRecord:
 
 
 def write_manifest(path: str, records: list[SampleRecord]) -> None:
-    """Write all records at once through a temporary file, so a manifest on disk is always complete."""
+    """Write the records with paths relative to the manifest's folder, so the data set can move as a whole."""
     base_dir = os.path.dirname(os.path.abspath(path))
+    write_jsonl(path, [record.to_json(base_dir) for record in records])
+
+
+def write_jsonl(path, rows: list[dict]) -> None:
+    """One JSON object per line, written all at once through a temporary file, so a file on disk is always
+    complete (a job killed while writing leaves the old file, and its rerun does not trust a torn one)."""
     with atomic_output(path) as partial, open(partial, "w", encoding="utf-8") as handle:
-        for record in records:
-            handle.write(json.dumps(record.to_json(base_dir), ensure_ascii=False) + "\n")
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
 def read_jsonl(path) -> list[dict]:
