@@ -1,7 +1,8 @@
 """The Instruction inspector tab's content for one answered turn: why the optimiser picked the instruction it used.
 
 Shows every candidate with its IAS (lower is better), the rewrites the filters dropped (with the reason, below the
-scored ones), the per-token NLL behind each score, the in-context comparison prompt, the final instruction as a word diff against the original, and the answer it produced.
+scored ones), the per-token NLL behind each score, the in-context comparison prompt, the final instruction as a word
+diff against the original, and the answer it produced; the status says when Stop cut the optimiser short.
 """
 from __future__ import annotations
 
@@ -40,12 +41,15 @@ def inspector_view(turn: Optional[Turn]) -> InspectorView:
     rows = [[c.source, c.instruction, round(c.ias, 4), len(c.tokens), "\u2713" if c.instruction.strip() == final else ""]
             for c in ranked]
     rows += [[f"dropped: {reason}", text, None, None, ""] for text, reason in trace.rejected.items()]
-    figure = plots.token_nll_figure([(f"{c.source}: IAS {c.ias:.3f}", plots.readable_tokens(c.tokens), c.token_nll)
-                                     for c in trace.candidates])
+    figure = (plots.token_nll_figure([(f"{c.source}: IAS {c.ias:.3f}", plots.readable_tokens(c.tokens), c.token_nll)
+                                      for c in trace.candidates])
+              if trace.candidates else plots.placeholder_figure("No candidate was scored."))  # stopped while rewriting
     original = next((c.instruction for c in trace.candidates if c.source == "original"), turn.question)
     dropped = f", {_count(len(trace.rejected), 'rewrite')} dropped by the filters" if trace.rejected else ""
     status = (f"{_count(len(trace.candidates), 'candidate')} scored{dropped}; the instruction used "
               f"{'is the original' if final == original.strip() else 'differs from the original'}: {final!r}.")
+    if trace.stopped:  # otherwise a short candidate list reads as the optimiser's choice
+        status = f"**The optimiser was stopped by Stop; its remaining steps were skipped.** {status}"
     return InspectorView(status=status, candidates=rows, token_nll=figure,
                          in_context_prompt=trace.in_context_prompt,
                          diff=word_diff(original, trace.final_instruction), answer=turn.result.answer)

@@ -227,6 +227,18 @@ def test_inspector_ranks_candidates_by_ias_and_diffs_the_final_instruction():
     assert "without the optimiser" in inspector_view(Turn("x", result=_result())).status
 
 
+def test_inspector_says_when_stop_cut_the_optimiser_short():
+    stopped = OptimizerTrace([], "", "what is it", {"rewrite": 0.2, "total": 0.2}, stopped=True)
+    turn = Turn("what is it", result=_result(optimizer=stopped))
+    view = inspector_view(turn)  # stopped while rewriting: nothing was scored, so there are no bars to draw
+    status = view.status
+    assert not view.candidates and not view.token_nll.data
+    assert status.startswith("**The optimiser was stopped by Stop; its remaining steps were skipped.**")
+    assert "0 candidates scored; the instruction used is the original" in status
+    finished = OptimizerTrace([], "", "what is it", {"total": 0.2})
+    assert "stopped" not in inspector_view(Turn("what is it", result=_result(optimizer=finished))).status
+
+
 def test_attention_views_draw_every_modality_on_its_media_and_hide_the_rest():
     from demo.handlers import analysis, redraw_attention
 
