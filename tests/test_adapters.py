@@ -138,3 +138,11 @@ def test_a_file_saved_with_a_byte_order_mark_reads_the_same(tmp_path, name, anno
     marked = ADAPTERS[name](str(with_bom), str(DATA / media))
     assert [vars(r) for r in marked.records] == [vars(r) for r in plain.records] and marked.records
     assert marked.missing == plain.missing
+
+
+def test_clotho_columns_other_than_numbered_captions_are_not_captions(tmp_path):
+    annotations = tmp_path / "clotho_captions_development.csv"
+    annotations.write_text("file_name,caption_2,caption_keywords,caption_1,sound_id\n"
+                           "Night crickets.wav,Insects chirp.,crickets;night,Crickets chirp.,123\n")
+    (record,) = read_clotho(str(annotations), str(DATA / "clotho" / "audio")).records
+    assert record.captions == ["Crickets chirp.", "Insects chirp."]
