@@ -9,6 +9,7 @@ the same order. Work is written in parts of `--part-size` samples, so an interru
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 from pathlib import Path
@@ -18,8 +19,9 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
+from core.atomic import atomic_output
 from core.encoders.base import EncodedMedia
-from train.world.records import read_jsonl
+from train.world.records import read_jsonl, write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +103,27 @@ def merge_parts(parts: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]
     return _padded_cat([p["tokens"] for p in parts], [p["mask"] for p in parts])
 
 
+def encoder_identity(modality: str, points_encoder: Path | None = None) -> dict:
+    """What, besides the samples, decides a modality's cached features: the preset's loading settings and, for 3D,
+    the pre-trained encoder's bytes (the other encoders are fixed downloads)."""
+    from core.media import file_digest
+    from core.presets.tiny import tiny_preset
+
+    preset = tiny_preset()
+    identity = {"modality": modality, "video_frames": preset.num_video_frames, "audio_segments": preset.audio_segments,
+                "points": preset.num_points}
+    if modality == "points" and points_encoder is not None and Path(points_encoder).is_file():
+        identity["points_encoder_sha256"] = file_digest(points_encoder)
+    return identity
+
+
+def part_name(start: int, rows: list[dict], identity: dict) -> str:
+    """A part's file name: its position, size and a digest of its manifest rows and encoder, so a part cached from
+    other data (a regenerated world, another adapter manifest, a retrained 3D encoder) is never reused."""
+    digest = hashlib.sha256(json.dumps({"rows": rows, "encoder": identity}, sort_keys=True).encode()).hexdigest()
+    return f"part-{start:07d}-{len(rows):05d}-{digest[:12]}.safetensors"
+
+
 def cache_features(data: Path, out: Path, split: str, modality: str, part_size: int = 256,
                    limit: int | None = None, points_encoder: Path | None = None) -> Path:
     """Encode every sample of the split (or the first `limit`); returns the .safetensors path."""
@@ -109,19 +132,23 @@ def cache_features(data: Path, out: Path, split: str, modality: str, part_size: 
     parts_dir = out / split / f"{modality}.parts"
     parts_dir.mkdir(parents=True, exist_ok=True)
     encode = encoder_for(modality, points_encoder)
-    starts = range(0, len(rows), part_size)
-    for start in tqdm(starts, desc=f"{split}/{modality} parts", unit="part"):
-        part = parts_dir / f"part-{start:07d}-{len(rows[start:start + part_size]):05d}.safetensors"
+    identity = encoder_identity(modality, points_encoder)
+    parts = [parts_dir / part_name(start, rows[start:start + part_size], identity)
+             for start in range(0, len(rows), part_size)]
+    stale = [path for path in parts_dir.glob("part-*.safetensors") if path not in parts]
+    if stale:
+        log.info("removing %d cached parts of other data or another encoder from %s", len(stale), parts_dir)
+        for path in stale:
+            path.unlink()
+    for start, part in zip(tqdm(range(0, len(rows), part_size), desc=f"{split}/{modality} parts", unit="part"), parts):
         if part.is_file():
             continue
         items = [encode(row["path"]) for row in rows[start:start + part_size]]
-        save_file(stack_encoded(items), str(part.with_suffix(".tmp")))
-        part.with_suffix(".tmp").rename(part)
-    parts = [load_file(str(parts_dir / f"part-{s:07d}-{len(rows[s:s + part_size]):05d}.safetensors")) for s in starts]
-    save_file(merge_parts(parts), str(target))
-    with open(target.with_suffix(".jsonl"), "w") as f:
-        for row in rows:
-            f.write(json.dumps(row) + "\n")
+        with atomic_output(part) as partial:
+            save_file(stack_encoded(items), str(partial))
+    with atomic_output(target) as partial:
+        save_file(merge_parts([load_file(str(part)) for part in parts]), str(partial))
+    write_jsonl(target.with_suffix(".jsonl"), rows)
     return target
 
 

@@ -1,0 +1,43 @@
+"""The feature cache: parts resume, and a part cached from other data is never reused."""
+from __future__ import annotations
+
+import torch
+
+from train.features import cache_features, load_features
+from train.world.dataset import generate_world
+
+
+def test_features_cached_from_another_world_are_encoded_again(tmp_path):
+    first, second, out = tmp_path / "first", tmp_path / "second", tmp_path / "features"
+    for root, seed in ((first, 0), (second, 1)):
+        generate_world(str(root), {"train": 3}, ["image"], world_seed=seed, progress=False)
+
+    cache_features(first, out, "train", "image", part_size=2)
+    parts_of_first = sorted(p.name for p in (out / "train" / "image.parts").iterdir())
+    assert len(parts_of_first) == 2
+    cache_features(second, out, "train", "image", part_size=2)
+    tokens, _, rows = load_features(out / "train" / "image.safetensors")
+
+    fresh = cache_features(second, tmp_path / "fresh", "train", "image", part_size=2)
+    expected, _, expected_rows = load_features(fresh)
+    assert rows == expected_rows
+    assert torch.equal(tokens, expected)
+    parts = sorted(p.name for p in (out / "train" / "image.parts").iterdir())
+    assert len(parts) == 2 and not set(parts) & set(parts_of_first)
+
+
+def test_a_rerun_reuses_the_parts_it_already_encoded(tmp_path, monkeypatch):
+    import train.features
+
+    generate_world(str(tmp_path / "world"), {"train": 3}, ["image"], progress=False)
+    cache_features(tmp_path / "world", tmp_path / "features", "train", "image", part_size=2)
+    encoded = []
+    real_encoder_for = train.features.encoder_for
+
+    def counting_encoder_for(*args):
+        encode = real_encoder_for(*args)
+        return lambda path: encoded.append(path) or encode(path)
+
+    monkeypatch.setattr(train.features, "encoder_for", counting_encoder_for)
+    cache_features(tmp_path / "world", tmp_path / "features", "train", "image", part_size=2)
+    assert encoded == []
