@@ -146,3 +146,16 @@ def test_clotho_columns_other_than_numbered_captions_are_not_captions(tmp_path):
                            "Night crickets.wav,Insects chirp.,crickets;night,Crickets chirp.,123\n")
     (record,) = read_clotho(str(annotations), str(DATA / "clotho" / "audio")).records
     assert record.captions == ["Crickets chirp.", "Insects chirp."]
+
+
+def test_cap3d_pt_point_clouds_are_reported_not_listed(tmp_path, capsys):
+    """core/media_points.py cannot read Cap3D's .pt tensors, so a manifest must not point at them."""
+    (tmp_path / "ed51a51909ee46c780db3a85e821feb2.pt").write_bytes(b"PK\x03\x04 a torch zip")
+    annotations = str(DATA / "cap3d" / "Cap3D_automated_Objaverse_no3Dword.csv")
+    adapted = read_cap3d(annotations, str(tmp_path))
+    assert adapted.records == [] and "ed51a51909ee46c780db3a85e821feb2" in adapted.missing
+    with pytest.raises(SystemExit):
+        main(["cap3d", "--annotations", annotations, "--media-dir", str(tmp_path), "--out",
+              str(tmp_path / "manifest.jsonl")])
+    assert "1 uids have only a .pt point cloud" in capsys.readouterr().err
+    assert not (tmp_path / "manifest.jsonl").exists()

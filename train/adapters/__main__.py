@@ -30,6 +30,8 @@ def main(argv: list[str] | None = None) -> int:
         adapted = ADAPTERS[args.name](args.annotations, args.media_dir, args.split, **options)
     except (OSError, ValueError, KeyError) as error:
         parser.error(f"{args.annotations} lacks the field {error}" if isinstance(error, KeyError) else str(error))
+    for note in adapted.notes:
+        print(f"note: {note}", file=sys.stderr)
     if not adapted.records:
         parser.error(f"no media files found under {args.media_dir} for the {len(adapted.missing)} captioned items "
                      f"in {args.annotations}")
