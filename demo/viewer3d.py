@@ -6,9 +6,6 @@ without a material solid black, so those and other mesh files are converted to .
 """
 from __future__ import annotations
 
-import os
-import tempfile
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -16,10 +13,10 @@ from typing import Optional
 import plotly.graph_objects as go
 
 from core.media import load_points
+from demo.converted import converted_copy
 from demo.plots import MAX_PLOT_POINTS, point_cloud_figure
 
 MODEL3D_MESH_SUFFIXES = (".stl", ".glb")
-_CONVERTED_DIR = Path(tempfile.gettempdir()) / "xmodal-meshes"
 
 
 @dataclass
@@ -43,15 +40,10 @@ def mesh_for_model3d(path: str) -> str:
     """The mesh itself when `gr.Model3D` draws its format, else a .glb copy converted with trimesh."""
     if Path(path).suffix.lower() in MODEL3D_MESH_SUFFIXES:
         return path
+    return converted_copy(path, ".glb", _mesh_to_glb)
+
+
+def _mesh_to_glb(source: str, target: str) -> None:
     import trimesh
 
-    from core.media import file_digest
-
-    # one file per content in one folder, so previewing the same mesh again (every redraw) writes nothing new
-    target = _CONVERTED_DIR / file_digest(path) / (Path(path).stem + ".glb")
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f"{uuid.uuid4().hex}.partial.glb")  # another session may convert it too
-        trimesh.load(path, force="mesh", process=False).export(str(partial))
-        os.replace(partial, target)
-    return str(target)
+    trimesh.load(source, force="mesh", process=False).export(target)
