@@ -24,3 +24,18 @@ def test_pretraining_exports_and_resumes_after_the_last_finished_epoch(tmp_path,
     stored = load_checkpoint(encoder, tmp_path / "enc.safetensors")["pretraining"]
     assert stored["epochs"] == 2 and stored["train_clouds"] == 4
     assert all(torch.isfinite(p).all() for p in encoder.parameters())
+
+
+def test_a_state_is_not_continued_under_more_epochs_or_another_learning_rate(tmp_path, capsys):
+    import pytest
+
+    world = tmp_path / "world"
+    generate_world(str(world), {"train": 4, "test": 2}, ["points"], progress=False)
+    args = ["--data", str(world), "--out", str(tmp_path / "run"), "--export", str(tmp_path / "enc.safetensors"),
+            "--batch-size", "4", "--threads", "1"]
+    main(args + ["--epochs", "1"])
+    for changed, message in ((["--epochs", "3"], "--epochs 1 -> 3 (its one-cycle"), (["--epochs", "1", "--lr", "0.1"],
+                                                                                      "--lr 0.002 -> 0.1")):
+        with pytest.raises(SystemExit):
+            main(args + changed)
+        assert message in capsys.readouterr().err

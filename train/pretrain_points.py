@@ -25,6 +25,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from core.atomic import atomic_output
 from core.encoders.pointcloud import PointGroupEncoder
 from train.world.vocabulary import COLOURS, SHAPES
 
@@ -122,6 +123,28 @@ def scores(encoder: PointGroupEncoder, head: PretrainHead, split: dict, permute_
             "object_shape_accuracy": round(right / max(1, total), 4), "objects": total}
 
 
+LEARNING_ARGS = ("data", "epochs", "batch_size", "lr", "seed", "train_clouds")
+"""Arguments that decide what a run learns; a saved state resumes only under the same values."""
+
+
+def learning_args(args: argparse.Namespace) -> dict:
+    return {name: str(getattr(args, name)) if name == "data" else getattr(args, name) for name in LEARNING_ARGS}
+
+
+def check_resumable(saved: dict, current: dict, state_path: Path) -> None:
+    """Refuse to continue a state under other learning arguments: the one-cycle schedule's length is fixed by
+    `epochs` at the start (a longer run would step past its end), and the others would mix two trainings."""
+    changed = {name: (saved[name], current[name]) for name in LEARNING_ARGS
+               if name in saved and saved[name] != current[name]}
+    if not changed:
+        return
+    details = ", ".join(f"--{name.replace('_', '-')} {old} -> {new}" for name, (old, new) in changed.items())
+    hint = (" (its one-cycle learning-rate schedule was laid out for the first value and cannot be stretched)"
+            if "epochs" in changed else "")
+    raise ValueError(f"{state_path} was trained with other arguments: {details}{hint}; use a new --out, or "
+                     f"delete {state_path} to start over")
+
+
 def main(argv: list[str] | None = None) -> None:
     from core.checkpoints import save_checkpoint
 
@@ -158,6 +181,10 @@ def main(argv: list[str] | None = None) -> None:
     first_epoch, minutes_before = 0, 0.0
     if state_path.is_file():  # resume after the last finished epoch, exactly (weights, optimiser, schedule, RNG)
         state = torch.load(state_path, weights_only=False)
+        try:
+            check_resumable(state.get("args", {}), learning_args(args), state_path)
+        except ValueError as error:
+            parser.error(str(error))
         encoder.load_state_dict(state["encoder"]), head.load_state_dict(state["head"])
         optimizer.load_state_dict(state["optimizer"]), schedule.load_state_dict(state["schedule"])
         generator.set_state(state["generator"]), torch.set_rng_state(state["rng"])
@@ -187,7 +214,8 @@ def main(argv: list[str] | None = None) -> None:
         minutes = minutes_before + (time.perf_counter() - started) / 60
         torch.save({"encoder": encoder.state_dict(), "head": head.state_dict(), "optimizer": optimizer.state_dict(),
                     "schedule": schedule.state_dict(), "generator": generator.get_state(),
-                    "rng": torch.get_rng_state(), "epoch": epoch + 1, "minutes": minutes}, state_path.with_suffix(".tmp"))
+                    "rng": torch.get_rng_state(), "epoch": epoch + 1, "minutes": minutes, "args": learning_args(args)},
+                   state_path.with_suffix(".tmp"))
         state_path.with_suffix(".tmp").replace(state_path)
         print(f"epoch {epoch + 1}: loss {last_loss:.3f} test {result}")
         if args.max_minutes is not None and minutes - minutes_before >= args.max_minutes and epoch + 1 < args.epochs:
@@ -197,7 +225,8 @@ def main(argv: list[str] | None = None) -> None:
               "test_colour_channels_permuted": scores(encoder, head, splits["test"], permute_colours=True),
               "epochs": args.epochs, "train_clouds": len(train["grouped"]),
               "minutes": round(minutes_before + (time.perf_counter() - started) / 60, 2)}
-    (args.out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+    with atomic_output(args.out / "result.json") as partial:
+        partial.write_text(json.dumps(result, indent=2) + "\n")
     encoder.eval().requires_grad_(True)
     command = "python -m train.pretrain_points " + " ".join(sys.argv[1:] if argv is None else argv)
     save_checkpoint(encoder, args.export, {"encoder": encoder.config.to_dict(), "pretraining": result,
