@@ -159,3 +159,15 @@ def test_cap3d_pt_point_clouds_are_reported_not_listed(tmp_path, capsys):
               str(tmp_path / "manifest.jsonl")])
     assert "1 uids have only a .pt point cloud" in capsys.readouterr().err
     assert not (tmp_path / "manifest.jsonl").exists()
+
+
+def test_cap3d_caption_is_everything_after_the_first_comma(tmp_path):
+    annotations = tmp_path / "Cap3D_automated_Objaverse.csv"
+    annotations.write_text('ed51a51909ee46c780db3a85e821feb2,A wooden chair, four legs, a backrest\r\n'
+                           '3a11ab4e,"A ""sports"" car, red"\r\n\r\n')
+    records = by_id(read_cap3d(str(annotations), str(DATA / "cap3d" / "points")))
+    assert records["cap3d-ed51a51909ee46c780db3a85e821feb2"].caption == "A wooden chair, four legs, a backrest"
+    assert records["cap3d-3a11ab4e"].caption == 'A "sports" car, red'
+    annotations.write_text("uid,caption\n3a11ab4e,a car\njust-a-uid\n")
+    with pytest.raises(ValueError, match=r"Cap3D_automated_Objaverse.csv line 3: not a Cap3D row"):
+        read_cap3d(str(annotations), str(DATA / "cap3d" / "points"))

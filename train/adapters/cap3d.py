@@ -1,12 +1,13 @@
 """Cap3D csv (uid, caption; released without a header) with one point-cloud file per uid.
 
+Everything after a row's first comma is its caption: some releases leave commas in captions unquoted, which a csv
+reader would split into extra columns and so cut the caption short; quoted captions are unquoted.
+
 Point clouds are found as {uid}.npy / .npz / .ply (Cap3D's PointCloud_zips), or in the reference's layout
 {uid}/{uid}_8192.npz. Cap3D's .pt release (PointCloud_pt_zips, pickled torch tensors) is not accepted: the point
 loader (core/media_points.py) cannot open it, so a uid that has only a .pt file counts as missing and a note says so.
 """
 from __future__ import annotations
-
-import csv
 
 from train.adapters.base import Adapted, find_media, open_text, with_extensions
 
@@ -19,13 +20,19 @@ def _stems(uid: str) -> list[str]:
 
 def read_cap3d(annotations: str, media_dir: str, split: str = "train") -> Adapted:
     with open_text(annotations) as handle:
-        rows = [row for row in csv.reader(handle) if row]
-    if rows and [c.strip().lower() for c in rows[0][:2]] == ["uid", "caption"]:
-        rows = rows[1:]
-    if not rows or any(len(row) < 2 for row in rows):
-        raise ValueError(f"{annotations}: not a Cap3D csv (expected rows of uid,caption)")
+        lines = handle.read().splitlines()
+    rows = []
+    for number, line in enumerate(lines, start=1):
+        uid, comma, caption = (part.strip() for part in line.partition(","))
+        if not line.strip() or (number == 1 and (uid.lower(), caption.lower()) == ("uid", "caption")):
+            continue
+        if not comma or not uid:
+            raise ValueError(f"{annotations} line {number}: not a Cap3D row (expected uid,caption)")
+        rows.append((uid, _unquoted(caption)))
+    if not rows:
+        raise ValueError(f"{annotations}: not a Cap3D csv (no uid,caption rows)")
     adapted = Adapted()
-    for uid, caption, *_ in rows:
+    for uid, caption in rows:
         candidates = with_extensions(_stems(uid), POINT_EXTENSIONS)
         adapted.add("cap3d", "points", split, uid, find_media(media_dir, candidates), [caption], {"uid": uid})
     only_pt = [uid for uid in adapted.missing if find_media(media_dir, with_extensions(_stems(uid), ["pt"]))]
@@ -34,3 +41,10 @@ def read_cap3d(annotations: str, media_dir: str, split: str = "train") -> Adapte
                              "loader (core/media_points.py) cannot read; they count as missing. Use Cap3D's .ply "
                              "point clouds (PointCloud_zips) instead.")
     return adapted
+
+
+def _unquoted(field: str) -> str:
+    """A csv-quoted field ("a chair, wooden" with "" for a quote) as its text; an unquoted one as it is."""
+    if len(field) >= 2 and field[0] == field[-1] == '"':
+        return field[1:-1].replace('""', '"')
+    return field
