@@ -171,3 +171,42 @@ def test_cap3d_caption_is_everything_after_the_first_comma(tmp_path):
     annotations.write_text("uid,caption\n3a11ab4e,a car\njust-a-uid\n")
     with pytest.raises(ValueError, match=r"Cap3D_automated_Objaverse.csv line 3: not a Cap3D row"):
         read_cap3d(str(annotations), str(DATA / "cap3d" / "points"))
+
+
+@pytest.mark.parametrize("name, file_name, text, message", [
+    ("audiocaps", "val.csv", "audiocap_id,youtube_id,start_time,caption\n1,abc,30,ok\n2,def,30\n",
+     "val.csv line 3: missing 'caption'"),
+    ("audiocaps", "val.csv", "youtube_id,start_time,caption\nabc,half,ok\n",
+     "val.csv line 2: start_time 'half' is not a number"),
+    ("clotho", "clotho.csv", "file_name,caption_1\na.wav,ok\n,lost\n", "clotho.csv line 3: missing 'file_name'"),
+    ("webvid", "webvid.csv", 'videoid,name\n1,"two\nlines"\n2,\n', "webvid.csv line 4: missing 'name'"),
+    ("coco", "captions.json", json.dumps({"images": [{"id": 1, "file_name": "a.jpg"}],
+                                          "annotations": [{"image_id": 1, "caption": "x"}, {"image_id": 1}]}),
+     r"captions.json annotations\[1\]: missing 'caption'"),
+    ("coco", "captions.json", json.dumps({"images": [{"file_name": "a.jpg"}], "annotations": []}),
+     r"captions.json images\[0\]: missing 'id'"),
+    ("coco", "karpathy.json", json.dumps([{"image": "a.jpg", "caption": "x"}, {"image": "b.jpg", "caption": 5}]),
+     "karpathy.json entry 1: 'caption' must be a string or a list of strings"),
+    ("coco", "karpathy.json", "[{", "karpathy.json: not a json file"),
+    ("msrvtt", "info.json", json.dumps({"videos": [{"split": "train"}], "sentences": []}),
+     r"info.json videos\[0\]: missing 'video_id'"),
+    ("msrvtt", "info.json", json.dumps({"videos": [], "sentences": [{"video_id": "video0"}]}),
+     r"info.json sentences\[0\]: missing 'caption'"),
+    ("msrvtt", "lavis.json", json.dumps([{"video": "v.mp4", "caption": "x"}, {"video": "w.mp4"}]),
+     "lavis.json entry 1: missing 'caption'"),
+    ("cap3d", "cap3d.csv", "uid1,a chair\nuid2,\n", "cap3d.csv line 2: missing caption after uid uid2"),
+])
+def test_a_malformed_entry_is_an_error_naming_the_file_and_the_entry(tmp_path, name, file_name, text, message):
+    annotations = tmp_path / file_name
+    annotations.write_text(text)
+    with pytest.raises(ValueError, match=message):
+        ADAPTERS[name](str(annotations), str(tmp_path))
+
+
+def test_command_prints_where_the_malformed_entry_is(tmp_path, capsys):
+    annotations = tmp_path / "val.csv"
+    annotations.write_text("youtube_id,start_time,caption\nabc,30\n")
+    with pytest.raises(SystemExit):
+        main(["audiocaps", "--annotations", str(annotations), "--media-dir", str(tmp_path), "--out",
+              str(tmp_path / "manifest.jsonl")])
+    assert f"{annotations} line 2: missing 'caption'" in capsys.readouterr().err

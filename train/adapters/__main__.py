@@ -28,8 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     options = {"only_split": args.only_split} if args.only_split else {}
     try:
         adapted = ADAPTERS[args.name](args.annotations, args.media_dir, args.split, **options)
-    except (OSError, ValueError, KeyError) as error:
-        parser.error(f"{args.annotations} lacks the field {error}" if isinstance(error, KeyError) else str(error))
+    except (OSError, ValueError) as error:
+        parser.error(str(error))
     for note in adapted.notes:
         print(f"note: {note}", file=sys.stderr)
     if not adapted.records:

@@ -4,20 +4,18 @@ Downloaded clips are usually named after the YouTube id and start second; the co
 """
 from __future__ import annotations
 
-import csv
-
-from train.adapters.base import Adapted, find_media, grouped, open_text, with_extensions
+from train.adapters.base import Adapted, find_media, grouped, read_csv, required, with_extensions
 
 AUDIO_EXTENSIONS = ("wav", "flac", "mp3", "ogg", "m4a")
 COLUMNS = {"youtube_id", "start_time", "caption"}
 
 
 def read_audiocaps(annotations: str, media_dir: str, split: str = "train") -> Adapted:
-    with open_text(annotations) as handle:
-        rows = list(csv.DictReader(handle))
-    if not rows or not COLUMNS <= set(rows[0]):
+    columns, rows = read_csv(annotations)
+    if not COLUMNS <= set(columns):
         raise ValueError(f"{annotations}: not an AudioCaps csv (needs columns {sorted(COLUMNS)})")
-    clips = grouped(((row["youtube_id"], row["start_time"]), row["caption"]) for row in rows)
+    clips = grouped(((required(row, "youtube_id", where), _start(row, where)), required(row, "caption", where))
+                    for where, row in rows)
     adapted = Adapted()
     for (youtube_id, start), captions in clips.items():
         seconds = int(float(start))
@@ -27,3 +25,12 @@ def read_audiocaps(annotations: str, media_dir: str, split: str = "train") -> Ad
         adapted.add("audiocaps", "audio", split, f"{youtube_id}_{seconds}", path, captions,
                     {"youtube_id": youtube_id, "start_time": seconds})
     return adapted
+
+
+def _start(row: dict, where: str) -> str:
+    start = required(row, "start_time", where)
+    try:
+        float(start)
+    except ValueError:
+        raise ValueError(f"{where}: start_time {start!r} is not a number of seconds") from None
+    return start

@@ -9,7 +9,7 @@ loader (core/media_points.py) cannot open it, so a uid that has only a .pt file 
 """
 from __future__ import annotations
 
-from train.adapters.base import Adapted, find_media, open_text, with_extensions
+from train.adapters.base import Adapted, find_media, read_text, with_extensions
 
 POINT_EXTENSIONS = ("npy", "npz", "ply")
 
@@ -19,16 +19,17 @@ def _stems(uid: str) -> list[str]:
 
 
 def read_cap3d(annotations: str, media_dir: str, split: str = "train") -> Adapted:
-    with open_text(annotations) as handle:
-        lines = handle.read().splitlines()
     rows = []
-    for number, line in enumerate(lines, start=1):
+    for number, line in enumerate(read_text(annotations).splitlines(), start=1):
         uid, comma, caption = (part.strip() for part in line.partition(","))
         if not line.strip() or (number == 1 and (uid.lower(), caption.lower()) == ("uid", "caption")):
             continue
         if not comma or not uid:
             raise ValueError(f"{annotations} line {number}: not a Cap3D row (expected uid,caption)")
-        rows.append((uid, _unquoted(caption)))
+        caption = _unquoted(caption).strip()
+        if not caption:
+            raise ValueError(f"{annotations} line {number}: missing caption after uid {uid}")
+        rows.append((uid, caption))
     if not rows:
         raise ValueError(f"{annotations}: not a Cap3D csv (no uid,caption rows)")
     adapted = Adapted()

@@ -2,26 +2,29 @@
 ([{"image": "val2014/x.jpg", "caption": str or [str]}])."""
 from __future__ import annotations
 
-import json
 import os
 
-from train.adapters.base import Adapted, find_media, grouped, open_text
+from train.adapters.base import Adapted, caption_list, find_media, grouped, read_json, required
 
 
 def read_coco(annotations: str, media_dir: str, split: str = "train") -> Adapted:
-    with open_text(annotations) as handle:
-        data = json.load(handle)
+    data = read_json(annotations)
     adapted = Adapted()
     if isinstance(data, dict) and "images" in data and "annotations" in data:
-        files = {image["id"]: image["file_name"] for image in data["images"]}
-        captions = grouped((a["image_id"], a["caption"]) for a in data["annotations"])
+        files = {}
+        for index, image in enumerate(data["images"]):
+            where = f"{annotations} images[{index}]"
+            files[required(image, "id", where)] = required(image, "file_name", where)
+        captions = grouped((required(a, "image_id", f"{annotations} annotations[{i}]"),
+                            required(a, "caption", f"{annotations} annotations[{i}]"))
+                           for i, a in enumerate(data["annotations"]))
         for image_id, file_name in files.items():
             path = find_media(media_dir, [file_name, os.path.basename(file_name)])
             adapted.add("coco", "image", split, str(image_id), path, captions.get(image_id, []),
                         {"image_id": image_id, "file_name": file_name})
-    elif isinstance(data, list) and all("image" in entry and "caption" in entry for entry in data):
-        captions = grouped((entry["image"], c) for entry in data
-                           for c in ([entry["caption"]] if isinstance(entry["caption"], str) else entry["caption"]))
+    elif isinstance(data, list) and any(isinstance(entry, dict) and "image" in entry for entry in data):
+        captions = grouped((required(entry, "image", f"{annotations} entry {i}"), c) for i, entry in enumerate(data)
+                           for c in caption_list(entry, f"{annotations} entry {i}"))
         for image, texts in captions.items():
             path = find_media(media_dir, [image, os.path.basename(image)])
             key = os.path.splitext(os.path.basename(image))[0]
