@@ -39,3 +39,19 @@ def test_a_state_is_not_continued_under_more_epochs_or_another_learning_rate(tmp
         with pytest.raises(SystemExit):
             main(args + changed)
         assert message in capsys.readouterr().err
+
+
+def test_grouped_clouds_of_another_world_are_grouped_again(tmp_path):
+    from train.pretrain_points import grouped_splits
+
+    encoder, cache = PointGroupEncoder(), tmp_path / "grouped.pt"
+    for seed in (0, 1):
+        generate_world(str(tmp_path / f"world{seed}"), {"train": 2, "test": 1}, ["points"], world_seed=seed,
+                       progress=False)
+    first = grouped_splits(tmp_path / "world0", cache, encoder, None)
+    assert torch.equal(grouped_splits(tmp_path / "world0", cache, encoder, None)["train"]["grouped"],
+                       first["train"]["grouped"])
+    second = grouped_splits(tmp_path / "world1", cache, encoder, None)
+    fresh = grouped_splits(tmp_path / "world1", tmp_path / "fresh.pt", encoder, None)
+    assert torch.equal(second["train"]["grouped"], fresh["train"]["grouped"])
+    assert not torch.equal(second["train"]["grouped"], first["train"]["grouped"])

@@ -46,13 +46,11 @@ def group_labels(raw_xyz: np.ndarray, centres: np.ndarray, objects: list[dict]) 
     return distance.argmin(axis=1)
 
 
-def prepare_split(data: Path, split: str, encoder: PointGroupEncoder, limit: int | None = None) -> dict:
+def prepare_split(rows: list[dict], split: str, encoder: PointGroupEncoder) -> dict:
     """Grouped clouds (N,G,K,6), centres (N,G,3) and per-group shape / colour / object labels (N,G)."""
     from core import media
     from core.presets.tiny import tiny_preset
-    from train.features import manifest_rows
 
-    rows = manifest_rows(data, split, "points")[:limit]
     num_points = tiny_preset().num_points
     grouped, centres, shapes, colours, owners = [], [], [], [], []
     for row in tqdm(rows, desc=f"group {split}/points", unit="cloud"):
@@ -67,6 +65,23 @@ def prepare_split(data: Path, split: str, encoder: PointGroupEncoder, limit: int
         colours.append(torch.tensor([COLOUR_CLASSES.index(objects[i]["colour"]) for i in owner]))
     return {"grouped": torch.stack(grouped), "centres": torch.stack(centres), "shape": torch.stack(shapes),
             "colour": torch.stack(colours), "owner": torch.stack(owners), "rows": rows}
+
+
+def grouped_splits(data: Path, cache: Path, encoder: PointGroupEncoder, train_clouds: int | None) -> dict:
+    """The grouped train and test splits, from `cache` when it was made from the manifests' current rows (a
+    regenerated world or another --data is grouped again, not trained on stale clouds)."""
+    from train.features import manifest_rows
+
+    rows = {"train": manifest_rows(data, "train", "points")[:train_clouds], "test": manifest_rows(data, "test", "points")}
+    if cache.is_file():
+        splits = torch.load(cache, weights_only=False)
+        if all(splits[split]["rows"] == rows[split] for split in rows):
+            return splits
+        print(f"{cache} was grouped from other data; grouping again")
+    splits = {split: prepare_split(split_rows, split, encoder) for split, split_rows in rows.items()}
+    with atomic_output(cache) as partial:
+        torch.save(splits, partial)
+    return splits
 
 
 class PretrainHead(nn.Module):
@@ -165,12 +180,7 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     encoder, head = PointGroupEncoder(), PretrainHead(PointGroupEncoder().width)
     cache = args.out / f"grouped-{args.train_clouds or 'all'}.pt"
-    if cache.is_file():
-        splits = torch.load(cache, weights_only=False)
-    else:
-        splits = {"train": prepare_split(args.data, "train", encoder, args.train_clouds),
-                  "test": prepare_split(args.data, "test", encoder)}
-        torch.save(splits, cache)
+    splits = grouped_splits(args.data, cache, encoder, args.train_clouds)
     train = splits["train"]
     steps_per_epoch = math.ceil(len(train["grouped"]) / args.batch_size)
     parameters = list(encoder.parameters()) + list(head.parameters())
