@@ -19,6 +19,7 @@ from demo.engine import PipelineHost
 from demo.inspector import inspector_view
 from demo.session import ChatSession, Turn
 from demo.settings import read_settings
+from demo.video_player import playable_video
 from demo.viewer3d import preview_3d
 
 log = logging.getLogger(__name__)
@@ -52,16 +53,21 @@ def preview_audio(path: Optional[str]):
     return plots.spectrogram_figure(waveform, AUDIO_SAMPLE_RATE, title="spectrogram"), gr.skip()
 
 
-def check_video(path: Optional[str]):
-    """Validate a video as soon as it is uploaded (the player itself is its preview); (video value,)."""
+def preview_video(path: Optional[str]):
+    """(player value, upload value): a refused file is cleared from the upload with a warning. One the browser
+    cannot play (.avi, .mov, an animated .gif) is shown as an mp4 copy; if even that fails, the model still gets it."""
     if not path:
-        return gr.skip()
+        return None, gr.skip()
     try:
         media.load_video(path, num_frames=1)
     except media.MediaError as e:
         gr.Warning(str(e))
-        return None
-    return gr.skip()
+        return None, None
+    try:
+        return playable_video(path), gr.skip()
+    except media.MediaError as e:
+        gr.Warning(f"The player cannot show this video ({e}); questions about it are still answered.")
+        return None, gr.skip()
 
 
 def preview_points(path: Optional[str]):

@@ -46,8 +46,11 @@ def build_demo(host: PipelineHost, presets: list[str], default_preset: str) -> g
                                              type="filepath", format=None, elem_id="audio-input")
                             spectrogram = gr.Plot(label="Spectrogram", elem_id="spectrogram")
                         with gr.Tab("Video", id="input-video"):
-                            video = gr.Video(label="Video", sources=["upload"], format=None, height=300,
-                                             elem_id="video-input")
+                            # a file upload, not gr.Video's: that one only takes video/* types, so no .gif
+                            video = gr.File(label="Video", file_types=list(KIND_EXTENSIONS["video"]),
+                                            type="filepath", elem_id="video-upload")
+                            video_preview = gr.Video(label="Video preview", interactive=False, format=None,
+                                                     height=300, elem_id="video-preview")
                         with gr.Tab("3D", id="input-3d"):
                             points = gr.File(label="3D object (point cloud or mesh)", type="filepath",
                                              file_types=list(KIND_EXTENSIONS["points"]), elem_id="points-upload")
@@ -100,7 +103,7 @@ def build_demo(host: PipelineHost, presets: list[str], default_preset: str) -> g
                             in_context, diff, final_answer]
         image.change(handlers.preview_image, image, [image_preview, image], api_visibility="private")
         audio.change(handlers.preview_audio, audio, [spectrogram, audio], api_visibility="private")
-        video.change(handlers.check_video, video, video, api_visibility="private")
+        video.change(handlers.preview_video, video, [video_preview, video], api_visibility="private")
         points.change(handlers.preview_points, points, [mesh_viewer, cloud_viewer, points], api_visibility="private")
 
         for component, tab_id in zip(media_inputs, ("input-image", "input-audio", "input-video", "input-3d")):
