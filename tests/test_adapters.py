@@ -210,3 +210,33 @@ def test_command_prints_where_the_malformed_entry_is(tmp_path, capsys):
         main(["audiocaps", "--annotations", str(annotations), "--media-dir", str(tmp_path), "--out",
               str(tmp_path / "manifest.jsonl")])
     assert f"{annotations} line 2: missing 'caption'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name, file_name, text, options, looked_for", [
+    ("coco", "captions.json", json.dumps({"images": [{"id": 1, "file_name": "a.jpg"}], "annotations": []}), [],
+     "entries of 'images' with a caption in 'annotations'"),
+    ("audiocaps", "val.csv", "audiocap_id,youtube_id,start_time,caption\n", [],
+     "rows with youtube_id, start_time and caption"),
+    ("msrvtt", "info.json", (DATA / "msrvtt" / "videodatainfo.json").read_text(), ["--only-split", "validate"],
+     "entries of 'videos' of split 'validate' with a caption"),
+])
+def test_command_refuses_a_file_without_captioned_items(tmp_path, capsys, name, file_name, text, options, looked_for):
+    annotations = tmp_path / file_name
+    annotations.write_text(text)
+    out = tmp_path / "manifest.jsonl"
+    with pytest.raises(SystemExit) as exit_info:
+        main([name, "--annotations", str(annotations), "--media-dir", str(tmp_path), "--out", str(out), *options])
+    error = capsys.readouterr().err
+    assert exit_info.value.code != 0 and not out.exists()
+    assert f"{annotations}: 0 captioned items as a {name} file (looked for {looked_for}" in error
+
+
+def test_items_without_captions_are_not_counted_as_missing_media(tmp_path, capsys):
+    annotations = tmp_path / "captions.json"
+    annotations.write_text(json.dumps({"images": [{"id": 1, "file_name": "gone.jpg"}, {"id": 2, "file_name": "x.jpg"}],
+                                       "annotations": [{"image_id": 1, "caption": "a cat"}]}))
+    assert read_coco(str(annotations), str(tmp_path)).missing == ["1"]
+    with pytest.raises(SystemExit):
+        main(["coco", "--annotations", str(annotations), "--media-dir", str(tmp_path), "--out", str(tmp_path / "m")])
+    assert f"none of the 1 captioned items in {annotations} has a media file under {tmp_path} (e.g. 1)" in \
+        capsys.readouterr().err

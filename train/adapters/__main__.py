@@ -32,9 +32,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(error))
     for note in adapted.notes:
         print(f"note: {note}", file=sys.stderr)
+    if not adapted.missing and not adapted.records:
+        parser.error(f"{args.annotations}: 0 captioned items as a {args.name} file (looked for {adapted.looked_for}); "
+                     "no manifest written")
     if not adapted.records:
-        parser.error(f"no media files found under {args.media_dir} for the {len(adapted.missing)} captioned items "
-                     f"in {args.annotations}")
+        parser.error(f"none of the {len(adapted.missing)} captioned items in {args.annotations} has a media file "
+                     f"under {args.media_dir} (e.g. {', '.join(adapted.missing[:3])}); no manifest written")
     write_manifest(args.out, adapted.records)
     print(f"{args.out}: {len(adapted.records)} records; {len(adapted.missing)} items without a media file"
           + (f" (e.g. {', '.join(adapted.missing[:3])})" if adapted.missing else ""))

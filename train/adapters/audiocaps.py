@@ -16,7 +16,7 @@ def read_audiocaps(annotations: str, media_dir: str, split: str = "train") -> Ad
         raise ValueError(f"{annotations}: not an AudioCaps csv (needs columns {sorted(COLUMNS)})")
     clips = grouped(((required(row, "youtube_id", where), _start(row, where)), required(row, "caption", where))
                     for where, row in rows)
-    adapted = Adapted()
+    adapted = Adapted(looked_for="rows with youtube_id, start_time and caption")
     for (youtube_id, start), captions in clips.items():
         seconds = int(float(start))
         stems = [f"{youtube_id}_{start}", f"{youtube_id}_{seconds}", f"{youtube_id}_{seconds}000", f"Y{youtube_id}",

@@ -19,18 +19,24 @@ from train.world.records import SampleRecord
 
 @dataclass
 class Adapted:
+    looked_for: str
+    """What counts as a captioned item in this file, for the message when there is none."""
     records: list[SampleRecord] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
-    """Keys of the annotations whose media file was not found."""
+    """Keys of the captioned items whose media file was not found."""
     notes: list[str] = field(default_factory=list)
     """What the user should know about the data found (e.g. files present but in a format the loaders refuse)."""
 
     def add(self, source: str, modality: str, split: str, key: str, path: Optional[str], captions: list[str],
             properties: dict) -> None:
+        """A record for a captioned item with a media file; a captioned item without one goes to `missing`, an item
+        without captions is no sample at all."""
         captions = [c.strip() for c in captions if c and c.strip()]
+        if not captions:
+            return
         if path is None:
             self.missing.append(key)
-        elif captions:
+        else:
             self.records.append(SampleRecord(sample_id=f"{source}-{key}", modality=modality, path=path,
                                              caption=captions[0], captions=captions, properties=properties,
                                              split=split, source=source))

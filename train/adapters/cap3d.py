@@ -30,9 +30,7 @@ def read_cap3d(annotations: str, media_dir: str, split: str = "train") -> Adapte
         if not caption:
             raise ValueError(f"{annotations} line {number}: missing caption after uid {uid}")
         rows.append((uid, caption))
-    if not rows:
-        raise ValueError(f"{annotations}: not a Cap3D csv (no uid,caption rows)")
-    adapted = Adapted()
+    adapted = Adapted(looked_for="uid,caption rows")
     for uid, caption in rows:
         candidates = with_extensions(_stems(uid), POINT_EXTENSIONS)
         adapted.add("cap3d", "points", split, uid, find_media(media_dir, candidates), [caption], {"uid": uid})

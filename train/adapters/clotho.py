@@ -16,7 +16,7 @@ def read_clotho(annotations: str, media_dir: str, split: str = "train") -> Adapt
                              key=lambda c: int(c[len("caption_"):]))
     if "file_name" not in columns or not caption_columns:
         raise ValueError(f"{annotations}: not a Clotho csv (needs file_name and caption_1..caption_5 columns)")
-    adapted = Adapted()
+    adapted = Adapted(looked_for=f"rows with a file_name and a caption in {caption_columns}")
     for where, row in rows:
         name = required(row, "file_name", where)
         adapted.add("clotho", "audio", split, os.path.splitext(name)[0], find_media(media_dir, [name]),

@@ -9,8 +9,8 @@ from train.adapters.base import Adapted, caption_list, find_media, grouped, read
 
 def read_coco(annotations: str, media_dir: str, split: str = "train") -> Adapted:
     data = read_json(annotations)
-    adapted = Adapted()
     if isinstance(data, dict) and "images" in data and "annotations" in data:
+        adapted = Adapted(looked_for="entries of 'images' with a caption in 'annotations' (same image_id)")
         files = {}
         for index, image in enumerate(data["images"]):
             where = f"{annotations} images[{index}]"
@@ -23,6 +23,7 @@ def read_coco(annotations: str, media_dir: str, split: str = "train") -> Adapted
             adapted.add("coco", "image", split, str(image_id), path, captions.get(image_id, []),
                         {"image_id": image_id, "file_name": file_name})
     elif isinstance(data, list) and any(isinstance(entry, dict) and "image" in entry for entry in data):
+        adapted = Adapted(looked_for="list entries with an image and a caption")
         captions = grouped((required(entry, "image", f"{annotations} entry {i}"), c) for i, entry in enumerate(data)
                            for c in caption_list(entry, f"{annotations} entry {i}"))
         for image, texts in captions.items():

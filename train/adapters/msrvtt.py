@@ -19,8 +19,9 @@ def read_msrvtt(annotations: str, media_dir: str, split: str = "train", only_spl
     if only_split is not None and only_split not in OFFICIAL_SPLITS:
         raise ValueError(f"only_split must be one of {OFFICIAL_SPLITS}, not {only_split!r}")
     data = read_json(annotations)
-    adapted = Adapted()
     if isinstance(data, dict) and "videos" in data and "sentences" in data:
+        of_split = f" of split {only_split!r}" if only_split else ""
+        adapted = Adapted(looked_for=f"entries of 'videos'{of_split} with a caption in 'sentences' (same video_id)")
         captions = grouped((required(s, "video_id", f"{annotations} sentences[{i}]"),
                             required(s, "caption", f"{annotations} sentences[{i}]"))
                            for i, s in enumerate(data["sentences"]))
@@ -35,6 +36,7 @@ def read_msrvtt(annotations: str, media_dir: str, split: str = "train", only_spl
         if only_split:
             raise ValueError(f"{annotations}: a LAVIS list has no split names, so only_split={only_split!r} cannot "
                              "apply; it is one split already")
+        adapted = Adapted(looked_for="list entries with a video and a caption")
         captions = grouped((required(entry, "video", f"{annotations} entry {i}"), c) for i, entry in enumerate(data)
                            for c in caption_list(entry, f"{annotations} entry {i}"))
         for video, texts in captions.items():

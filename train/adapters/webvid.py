@@ -11,7 +11,7 @@ def read_webvid(annotations: str, media_dir: str, split: str = "train") -> Adapt
     columns, rows = read_csv(annotations)
     if not COLUMNS <= set(columns):
         raise ValueError(f"{annotations}: not a WebVid csv (needs columns {sorted(COLUMNS)})")
-    adapted = Adapted()
+    adapted = Adapted(looked_for="rows with a videoid and a name (the caption)")
     for where, row in rows:
         video_id = required(row, "videoid", where)
         candidates = [f"{row['page_dir']}/{video_id}.mp4"] if row.get("page_dir") else []
