@@ -265,3 +265,44 @@ def test_render_pieces_keeps_the_canonical_media_order_by_default():
     slots = [p.modality for p in render_pieces("Q?", ["image", "points"], [], None, style="vicuna")
              if isinstance(p, MediaSlot)]
     assert slots == ["points", "image"]
+
+
+@pytest.fixture
+def no_model_load(monkeypatch):
+    """Loading the model fails the test: argument errors must come before the ~25 s load."""
+    from core.pipeline import Pipeline
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the model was loaded before the arguments were checked")
+
+    monkeypatch.setattr(Pipeline, "from_preset", refuse)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--methods", "joint,bogus"], "'joint,bogus' is not a comma-separated subset of joint,captions,oracle_captions"),
+    (["--methods", ","], "not a comma-separated subset"),
+    (["--limit", "0"], "expected a whole number of at least 1"),
+    (["--preset", "huge"], "invalid choice: 'huge'"),
+])
+def test_eval_discrn_checks_its_arguments_before_loading_the_model(tmp_path, capsys, no_model_load, extra,
+                                                                   message):
+    from train.eval_discrn import main as evaluate
+
+    pairs = tmp_path / "objaverse.json"
+    pairs.write_text(json.dumps(REFERENCE_OBJAVERSE))
+    with pytest.raises(SystemExit):
+        evaluate(["--pairs", str(pairs), "--out", str(tmp_path / "out.json"), *extra])
+    assert message in capsys.readouterr().err
+
+
+def test_eval_discrn_checks_the_pairs_file_before_loading_the_model(tmp_path, capsys, no_model_load):
+    from train.eval_discrn import main as evaluate
+
+    with pytest.raises(SystemExit):
+        evaluate(["--pairs", str(tmp_path / "absent.json"), "--out", str(tmp_path / "out.json")])
+    assert "absent.json" in capsys.readouterr().err
+    same = tmp_path / "pairs.json"
+    same.write_text(json.dumps([{**REFERENCE_OBJAVERSE[0], "modalities": ["image", "image"]}]))
+    with pytest.raises(SystemExit):
+        evaluate(["--pairs", str(same), "--out", str(tmp_path / "out.json"), "--methods", "joint"])
+    assert "the joint method needs two different modalities" in capsys.readouterr().err

@@ -6,7 +6,8 @@ Methods (DESIGN section 6):
 - captions: the baseline: each input is captioned by its own bridge alone, then the LLM answers from the two captions;
 - oracle_captions: the same with the data set's true captions, i.e. what this LLM makes of perfect captions;
 - chance: 0.5 (labels are balanced).
-The files may be ours (`python -m train.discrn`) or the reference's released ones (read by `train.discrn.read_discrn`).
+The files may be ours (`python -m train.discrn`) or the reference's released ones (read by `train.discrn.read_discrn`);
+every argument is checked before the model loads.
 
     python -m train.eval_discrn --pairs data/discrn/points_image.json [--limit 200] --out runs/eval/discrn_points_image.json
 """
@@ -69,12 +70,10 @@ class DisCRnEvaluator:
         return greedy_batch(self.model.llm, prompts, max_new_tokens)
 
     def joint(self, pairs: list[DisCRnPair]) -> list[str]:
+        check_joint_pairs(pairs)
         prompts = []
         with torch.no_grad():
             for pair in tqdm(pairs, desc="joint prompts", unit="pair"):
-                if pair.modalities[0] == pair.modalities[1]:
-                    raise ValueError(f"the joint method needs two different modalities, this pair has two "
-                                     f"{pair.modalities[0]} inputs ({pair.sample_ids})")
                 media = {m: self.model.media_tokens(m, self._encoded(m, path), pair.question, self.settings).tokens
                          for m, path in zip(pair.modalities, pair.paths)}
                 prompts.append(self._prompt(joint_question(pair), media))
@@ -128,6 +127,14 @@ class DisCRnEvaluator:
         return result
 
 
+def check_joint_pairs(pairs: list[DisCRnPair]) -> None:
+    """The joint prompt holds one slot per modality, so a pair of two same-modality inputs cannot be asked jointly."""
+    for pair in pairs:
+        if pair.modalities[0] == pair.modalities[1]:
+            raise ValueError(f"the joint method needs two different modalities, this pair has two "
+                             f"{pair.modalities[0]} inputs ({pair.sample_ids})")
+
+
 def by_question_type(pairs: list[DisCRnPair], answers: list[str]) -> dict[str, float]:
     grouped: dict[str, list[bool]] = {}
     for pair, answer in zip(pairs, answers):
@@ -135,22 +142,43 @@ def by_question_type(pairs: list[DisCRnPair], answers: list[str]) -> dict[str, f
     return {name: round(sum(v) / len(v), 4) for name, v in sorted(grouped.items())}
 
 
+def _methods(value: str) -> tuple[str, ...]:
+    methods = tuple(m.strip() for m in value.split(",") if m.strip())
+    if not methods or not set(methods) <= set(METHODS):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a comma-separated subset of {','.join(METHODS)}")
+    return methods
+
+
+def _positive(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, not {value!r}")
+    return int(value)
+
+
 def main(argv: list[str] | None = None) -> None:
+    from core.presets import PRESETS
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pairs", type=Path, required=True, help="a DisCRn json file (ours or the reference's)")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--limit", type=int, help="evaluate the first N pairs only")
-    parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {METHODS}")
-    parser.add_argument("--preset", default="tiny")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--limit", type=_positive, help="evaluate the first N pairs only")
+    parser.add_argument("--methods", type=_methods, default=METHODS,
+                        help=f"comma-separated subset of {','.join(METHODS)} (default: all)")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="tiny")
+    parser.add_argument("--threads", type=_positive, default=2)
     args = parser.parse_args(argv)
+    try:
+        pairs = read_discrn(str(args.pairs))[: args.limit]
+        if "joint" in args.methods:
+            check_joint_pairs(pairs)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+    except (OSError, ValueError) as error:
+        parser.error(str(error))
     torch.set_num_threads(args.threads)
     from core.pipeline import Pipeline
 
-    pairs = read_discrn(str(args.pairs))[: args.limit]
     evaluator = DisCRnEvaluator(Pipeline.from_preset(args.preset))
-    result = {"file": str(args.pairs), **evaluator.run(pairs, tuple(args.methods.split(",")))}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
+    result = {"file": str(args.pairs), **evaluator.run(pairs, args.methods)}
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k not in ("samples", "model_captions")}, indent=2))
 
