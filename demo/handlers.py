@@ -85,7 +85,8 @@ def preview_points(path: Optional[str]):
         gr.Warning(str(e))
         return hidden_mesh, gr.Plot(value=None, visible=False), None
     if preview.mesh_path is not None:
-        return gr.Model3D(value=preview.mesh_path, elem_classes=[]), gr.Plot(value=None, visible=False), gr.skip()
+        return (gr.Model3D(value=preview.mesh_path, camera_position=preview.camera_position(), elem_classes=[]),
+                gr.Plot(value=None, visible=False), gr.skip())
     return hidden_mesh, gr.Plot(value=preview.figure, visible=True), gr.skip()
 
 

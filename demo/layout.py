@@ -17,6 +17,7 @@ from demo.examples import build_examples
 from demo.inspector import CANDIDATE_COLUMNS, DIFF_COLOURS
 from demo.session import ChatSession
 from demo.settings import build_settings
+from demo.viewer3d import MESH_CAMERA_ANGLES
 
 MODEL_QUEUE = "model"
 CSS = f".{handlers.HIDDEN_CLASS} {{display: none !important;}}"
@@ -56,7 +57,7 @@ def build_demo(host: PipelineHost, presets: list[str], default_preset: str) -> g
                                              file_types=list(KIND_EXTENSIONS["points"]), elem_id="points-upload")
                     # Outside the tabs: a Model3D first drawn in an unselected tab never creates its canvas.
                     mesh_viewer = gr.Model3D(label="3D preview (mesh)", height=360, elem_id="mesh-viewer",
-                                             camera_position=(45, 65, None),
+                                             camera_position=(*MESH_CAMERA_ANGLES, None),
                                              elem_classes=[handlers.HIDDEN_CLASS])
                     cloud_viewer = gr.Plot(label="3D preview (point cloud)", visible=False,
                                            elem_id="points-viewer")

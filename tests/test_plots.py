@@ -146,6 +146,19 @@ def test_meshes_go_to_the_mesh_viewer_and_point_clouds_to_the_scatter(tmp_path):
     assert "rgb" in cloud.figure.layout.title.text
 
 
+def test_the_mesh_viewer_camera_stands_back_far_enough_to_leave_a_margin(tmp_path):
+    import trimesh
+
+    from demo.handlers import preview_points
+
+    box = tmp_path / "box.stl"
+    trimesh.creation.box(extents=(3.0, 4.0, 12.0)).export(str(box))  # bounding-box diagonal 13
+    preview = preview_3d(str(box))
+    assert preview.camera_radius == pytest.approx(1.5 * 13.0)
+    viewer = preview_points(str(box))[0]
+    assert viewer.camera_position == (45, 65, preview.camera_radius)
+
+
 @pytest.mark.parametrize("suffix", [".off", ".obj"])
 def test_mesh_formats_the_viewer_cannot_draw_are_converted_to_glb(tmp_path, suffix):
     """.obj too: the viewer draws an .obj without a material solid black."""
