@@ -306,3 +306,49 @@ def test_eval_discrn_checks_the_pairs_file_before_loading_the_model(tmp_path, ca
     with pytest.raises(SystemExit):
         evaluate(["--pairs", str(same), "--out", str(tmp_path / "out.json"), "--methods", "joint"])
     assert "the joint method needs two different modalities" in capsys.readouterr().err
+
+
+class RecordingEvaluator:
+    """Stands in for DisCRnEvaluator in main(): keeps the pairs it was asked to answer."""
+    pairs: list = []
+
+    def __init__(self, pipeline):
+        pass
+
+    def run(self, pairs, methods):
+        RecordingEvaluator.pairs = pairs
+        return {"pairs": len(pairs), "methods": {}}
+
+
+def test_eval_discrn_resolves_the_reference_inputs_under_one_media_root_per_modality(tmp_path, capsys, monkeypatch):
+    import train.eval_discrn
+    from core.pipeline import Pipeline
+
+    monkeypatch.setattr(Pipeline, "from_preset", lambda name: None)
+    monkeypatch.setattr(train.eval_discrn, "DisCRnEvaluator", RecordingEvaluator)
+    pairs = tmp_path / "objaverse.json"
+    pairs.write_text(json.dumps(REFERENCE_OBJAVERSE))
+    images, clouds = tmp_path / "images", tmp_path / "clouds"
+    for entry in REFERENCE_OBJAVERSE:
+        images.mkdir(exist_ok=True)
+        (images / f"{entry['sample_ids'][0]}_2.jpeg").write_bytes(b"jpeg")
+        (clouds / entry["sample_ids"][1]).mkdir(parents=True)
+        (clouds / entry["sample_ids"][1] / f"{entry['sample_ids'][1]}_8192.npz").write_bytes(b"npz")
+    command = ["--pairs", str(pairs), "--out", str(tmp_path / "out.json"), "--methods", "joint"]
+    train.eval_discrn.main(command + ["--media-root", f"image={images}", "--media-root", f"pc={clouds}"])
+    assert RecordingEvaluator.pairs[0].paths == [str(images / "f6e1_2.jpeg"), str(clouds / "9ab2" / "9ab2_8192.npz")]
+    capsys.readouterr()
+    for roots, message in [([], "the image, points inputs have no file"),
+                           (["--media-root", f"image={images}", "--media-root", f"points={images}"],
+                            "2 input files do not exist"),
+                           (["--media-root", f"smell={images}"], "unknown modality 'smell'"),
+                           (["--media-root", f"image={tmp_path / 'nowhere'}"], "nowhere is not a folder"),
+                           (["--media-root", str(images)], "expected MODALITY=DIR"),
+                           (["--media-root", f"image={images}", "--media-root", f"image={clouds}"],
+                            "--media-root names a modality twice")]:
+        with pytest.raises(SystemExit):
+            train.eval_discrn.main(command + roots)
+        assert message in capsys.readouterr().err
+    train.eval_discrn.main(["--pairs", str(pairs), "--out", str(tmp_path / "out.json"), "--methods",
+                            "oracle_captions"])
+    assert RecordingEvaluator.pairs[0].paths == [None, None], "oracle captions need no files"

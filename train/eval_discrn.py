@@ -7,14 +7,18 @@ Methods (DESIGN section 6):
 - oracle_captions: the same with the data set's true captions, i.e. what this LLM makes of perfect captions;
 - chance: 0.5 (labels are balanced).
 The files may be ours (`python -m train.discrn`) or the reference's released ones (read by `train.discrn.read_discrn`);
-every argument is checked before the model loads.
+the reference's name their inputs by id only, so `--media-root MODALITY=DIR` says where each modality's files are.
+Every argument and every input file is checked before the model loads.
 
     python -m train.eval_discrn --pairs data/discrn/points_image.json [--limit 200] --out runs/eval/discrn_points_image.json
+    python -m train.eval_discrn --pairs objaverse.json --media-root image=objaverse/images \
+        --media-root points=objaverse/points --out runs/eval/discrn_objaverse.json
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 from typing import Optional
@@ -22,9 +26,11 @@ from typing import Optional
 import torch
 from tqdm import tqdm
 
-from train.discrn import PROMPT_PREFIX, DisCRnPair, answer_choice, read_discrn, score
+from train.discrn import MODALITY_ALIASES, PROMPT_PREFIX, DisCRnPair, answer_choice, read_discrn, score
 
 METHODS = ("joint", "captions", "oracle_captions")
+MEDIA_METHODS = ("joint", "captions")
+"""The methods that read the input files (oracle_captions needs only the file's captions)."""
 ORDINALS = ("First", "Second")
 
 
@@ -56,7 +62,8 @@ class DisCRnEvaluator:
 
     def _encoded(self, modality: str, path: Optional[str]):
         if not path:
-            raise FileNotFoundError(f"a {modality} input has no file; pass media roots for the reference files")
+            raise FileNotFoundError(f"a {modality} input has no file; pass media_roots (--media-root) for the "
+                                    "reference files")
         return self.pipeline.encode_file(modality, path)[0]
 
     def _prompt(self, question: str, media: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -135,6 +142,17 @@ def check_joint_pairs(pairs: list[DisCRnPair]) -> None:
                              f"{pair.modalities[0]} inputs ({pair.sample_ids})")
 
 
+def check_input_files(pairs: list[DisCRnPair]) -> None:
+    """Every input names an existing file; checked before the model loads, not when the first missing one is met."""
+    unresolved = sorted({m for pair in pairs for m, path in zip(pair.modalities, pair.paths) if not path})
+    if unresolved:
+        raise ValueError(f"the {', '.join(unresolved)} inputs have no file: the file names its inputs by id only; "
+                         f"pass {' '.join(f'--media-root {m}=DIR' for m in unresolved)}")
+    absent = sorted({path for pair in pairs for path in pair.paths if not os.path.isfile(path)})
+    if absent:
+        raise ValueError(f"{len(absent)} input files do not exist (e.g. {', '.join(absent[:3])}); check --media-root")
+
+
 def by_question_type(pairs: list[DisCRnPair], answers: list[str]) -> dict[str, float]:
     grouped: dict[str, list[bool]] = {}
     for pair, answer in zip(pairs, answers):
@@ -155,6 +173,22 @@ def _positive(value: str) -> int:
     return int(value)
 
 
+def _media_root(value: str) -> tuple[str, str]:
+    """MODALITY=DIR; the modality may be spelt as in the reference files (pc, 3d, images)."""
+    from core.schema import MODALITIES
+
+    modality, equals, folder = value.partition("=")
+    modality = MODALITY_ALIASES.get(modality.strip(), modality.strip())
+    if not equals or not folder:
+        raise argparse.ArgumentTypeError(f"expected MODALITY=DIR, not {value!r}")
+    if modality not in MODALITIES:
+        raise argparse.ArgumentTypeError(f"unknown modality {modality!r} in {value!r}; choose from "
+                                         f"{', '.join(MODALITIES)} (or {', '.join(sorted(MODALITY_ALIASES))})")
+    if not os.path.isdir(folder):
+        raise argparse.ArgumentTypeError(f"{folder} is not a folder (in {value!r})")
+    return modality, folder
+
+
 def main(argv: list[str] | None = None) -> None:
     from core.presets import PRESETS
 
@@ -164,13 +198,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--limit", type=_positive, help="evaluate the first N pairs only")
     parser.add_argument("--methods", type=_methods, default=METHODS,
                         help=f"comma-separated subset of {','.join(METHODS)} (default: all)")
+    parser.add_argument("--media-root", type=_media_root, action="append", default=[], metavar="MODALITY=DIR",
+                        help="folder of one modality's files, for the reference's files, whose entries name their "
+                             "inputs by id (layouts in train.discrn.REFERENCE_LAYOUTS); repeat per modality")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="tiny")
     parser.add_argument("--threads", type=_positive, default=2)
     args = parser.parse_args(argv)
+    media_roots = dict(args.media_root)
+    if len(media_roots) < len(args.media_root):
+        parser.error("--media-root names a modality twice")
     try:
-        pairs = read_discrn(str(args.pairs))[: args.limit]
+        pairs = read_discrn(str(args.pairs), media_roots=media_roots)[: args.limit]
         if "joint" in args.methods:
             check_joint_pairs(pairs)
+        if set(args.methods) & set(MEDIA_METHODS):
+            check_input_files(pairs)
         args.out.parent.mkdir(parents=True, exist_ok=True)
     except (OSError, ValueError) as error:
         parser.error(str(error))
