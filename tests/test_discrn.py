@@ -352,3 +352,20 @@ def test_eval_discrn_resolves_the_reference_inputs_under_one_media_root_per_moda
     train.eval_discrn.main(["--pairs", str(pairs), "--out", str(tmp_path / "out.json"), "--methods",
                             "oracle_captions"])
     assert RecordingEvaluator.pairs[0].paths == [None, None], "oracle captions need no files"
+
+
+def test_eval_discrn_balance_labels_swaps_the_inputs_as_read_discrn_does(tmp_path, monkeypatch):
+    import train.eval_discrn
+    from core.pipeline import Pipeline
+
+    monkeypatch.setattr(Pipeline, "from_preset", lambda name: None)
+    monkeypatch.setattr(train.eval_discrn, "DisCRnEvaluator", RecordingEvaluator)
+    pairs = tmp_path / "objaverse.json"
+    pairs.write_text(json.dumps(REFERENCE_OBJAVERSE))
+    command = ["--pairs", str(pairs), "--out", str(tmp_path / "out.json"), "--methods", "oracle_captions"]
+    train.eval_discrn.main(command)
+    assert [p.label for p in RecordingEvaluator.pairs] == [0, 0]
+    train.eval_discrn.main(command + ["--balance-labels"])
+    assert [p.label for p in RecordingEvaluator.pairs] == [1, 0]
+    balanced = read_discrn(str(pairs), balance_labels=True)
+    assert [vars(p) for p in RecordingEvaluator.pairs] == [vars(p) for p in balanced]

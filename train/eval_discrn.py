@@ -12,7 +12,7 @@ Every argument and every input file is checked before the model loads.
 
     python -m train.eval_discrn --pairs data/discrn/points_image.json [--limit 200] --out runs/eval/discrn_points_image.json
     python -m train.eval_discrn --pairs objaverse.json --media-root image=objaverse/images \
-        --media-root points=objaverse/points --out runs/eval/discrn_objaverse.json
+        --media-root points=objaverse/points --balance-labels --out runs/eval/discrn_objaverse.json
 """
 from __future__ import annotations
 
@@ -201,6 +201,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--media-root", type=_media_root, action="append", default=[], metavar="MODALITY=DIR",
                         help="folder of one modality's files, for the reference's files, whose entries name their "
                              "inputs by id (layouts in train.discrn.REFERENCE_LAYOUTS); repeat per modality")
+    parser.add_argument("--balance-labels", action="store_true",
+                        help="swap the two inputs of every entry whose label does not alternate with its position, "
+                             "as the reference's loader does, so 'first' and 'second' are equally often right")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="tiny")
     parser.add_argument("--threads", type=_positive, default=2)
     args = parser.parse_args(argv)
@@ -208,7 +211,7 @@ def main(argv: list[str] | None = None) -> None:
     if len(media_roots) < len(args.media_root):
         parser.error("--media-root names a modality twice")
     try:
-        pairs = read_discrn(str(args.pairs), media_roots=media_roots)[: args.limit]
+        pairs = read_discrn(str(args.pairs), media_roots=media_roots, balance_labels=args.balance_labels)[: args.limit]
         if "joint" in args.methods:
             check_joint_pairs(pairs)
         if set(args.methods) & set(MEDIA_METHODS):
