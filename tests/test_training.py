@@ -328,3 +328,30 @@ def test_a_resume_may_spell_out_differently(tmp_path, llm, qformer_tokenizer, mo
     BridgeTrainer(_config(tmp_path, features, instructions, out="run"), **common).train(stop_after=2)
     resumed = BridgeTrainer(_config(tmp_path, features, instructions, out=str(tmp_path / "run")), **common)
     assert resumed.try_resume() and resumed.step == 2
+
+
+def test_two_cpu_processes_split_each_step_and_keep_the_schedule(tmp_path):
+    """The scale-out path for real: torchrun with two gloo processes (what `accelerate launch` does on GPUs)."""
+    import os
+    import subprocess
+    import sys
+
+    from train.train_qformer import _warmup_cosine
+
+    features, instructions = _synthetic_set(tmp_path)
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(dict(modality="audio", features=str(features), instructions=str(instructions),
+                                      out=str(tmp_path / "run"), export=str(tmp_path / "audio.safetensors"),
+                                      steps=3, batch_size=2, lr=1e-3, warmup_steps=1, checkpoint_every=2,
+                                      num_query_tokens=4)))
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                           "-m", "train.train_qformer", "--config", str(config), "--threads", "1"],
+                          env={**os.environ, "ACCELERATE_USE_CPU": "1"}, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = [line.split() for line in (tmp_path / "run" / "train.log").read_text().splitlines() if " loss " in line]
+    assert [int(words[2]) for words in lines] == [1, 2, 3]  # logged once, by the main process
+    schedule = _warmup_cosine(1, (3,))
+    assert [float(words[6]) for words in lines] == pytest.approx([1e-3 * schedule(s) for s in (1, 2, 3)], rel=1e-2)
+    assert (tmp_path / "audio.safetensors").is_file()
+    assert sorted(p.name for p in (tmp_path / "run" / "state").glob("random_states_*")) == [
+        "random_states_0.pkl", "random_states_1.pkl"]

@@ -360,6 +360,8 @@ class BridgeTrainer:
                     self.optimizer.step()
                     self.optimizer.zero_grad()
                 total += float(loss.detach()) / c.grad_accum
+            if self.accelerator.num_processes > 1:  # the step's loss over every process's examples, not rank 0's
+                total = float(self.accelerator.reduce(torch.tensor(total, device=self.accelerator.device), "mean"))
             self.scheduler.step()
             self.step += 1
             losses.append(total)
