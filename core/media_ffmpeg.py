@@ -49,7 +49,7 @@ def ffmpeg_exe() -> str:
 def probe(path: Path, what: str) -> Probe:
     """Container, duration, first real video stream (cover art skipped) and first audio stream; `what` names the
     expected content ("MP4 video") in the error when ffmpeg cannot open the file at all."""
-    stderr = _run(path, ["-i", str(path)], loglevel="info", check=False)[1]
+    stderr = run_ffmpeg(path, ["-i", str(path)], loglevel="info", check=False)[1]
     container = re.search(r"^Input #0, (.+?), from ", stderr, re.M)
     if container is None:
         raise CorruptFileError(path, f"is not a readable {what} ({_reason(stderr)})")
@@ -87,8 +87,8 @@ def content_name(info: Probe) -> str:
 
 def read_frame(path: Path, stream: int, time_s: float) -> Optional[Image.Image]:
     """The frame shown at `time_s` as RGB, or None when the stream has no frame there."""
-    out, stderr = _run(path, ["-ss", f"{time_s:.3f}", "-i", str(path), "-map", f"0:{stream}", "-frames:v", "1",
-                              "-f", "image2pipe", "-c:v", "bmp", "-pix_fmt", "bgr24", "-"])
+    out, stderr = run_ffmpeg(path, ["-ss", f"{time_s:.3f}", "-i", str(path), "-map", f"0:{stream}",
+                                    "-frames:v", "1", "-f", "image2pipe", "-c:v", "bmp", "-pix_fmt", "bgr24", "-"])
     if any(sign in stderr for sign in TRUNCATION_SIGNS):
         raise CorruptFileError(path, f"is truncated or damaged ({_reason(stderr)})")
     if not out:
@@ -100,8 +100,8 @@ def read_frame(path: Path, stream: int, time_s: float) -> Optional[Image.Image]:
 def decode_audio(path: Path, stream: Optional[int], sample_rate: int, max_seconds: float) -> np.ndarray:
     """Mono float32 samples at `sample_rate` from one audio stream (the first when None), at most `max_seconds`."""
     mapping = f"0:{stream}" if stream is not None else "0:a:0"
-    out, _ = _run(path, ["-i", str(path), "-map", mapping, "-vn", "-ac", "1", "-ar", str(sample_rate),
-                         "-t", f"{max_seconds:.3f}", "-f", "f32le", "-"])
+    out, _ = run_ffmpeg(path, ["-i", str(path), "-map", mapping, "-vn", "-ac", "1", "-ar", str(sample_rate),
+                               "-t", f"{max_seconds:.3f}", "-f", "f32le", "-"])
     return np.frombuffer(out, dtype="<f4").astype(np.float32)
 
 
@@ -115,9 +115,9 @@ def count_seconds(path: Path) -> float:
         raise CorruptFileError(path, f"cannot be decoded to find its length ({_reason(str(e))})") from e
 
 
-def _run(path: Path, args: list[str], loglevel: str = "error", check: bool = True) -> tuple[bytes, str]:
-    """ffmpeg's stdout and stderr; a failed run is a CorruptFileError unless `check` is off (probing fails by
-    design: it names no output)."""
+def run_ffmpeg(path: Path, args: list[str], loglevel: str = "error", check: bool = True) -> tuple[bytes, str]:
+    """ffmpeg's stdout and stderr for a job on `path` (decoding here, the app's playback copies too); a failed run
+    is a CorruptFileError unless `check` is off (probing fails by design: it names no output)."""
     command = [ffmpeg_exe(), "-nostdin", "-hide_banner", "-v", loglevel, *args]
     try:
         done = subprocess.run(command, capture_output=True, timeout=TIMEOUT_S)

@@ -25,6 +25,6 @@ def playable_video(path: str) -> str:
 def _to_browser_mp4(source: str, target: str) -> None:
     # H.264 in yuv420p needs even dimensions; the first audio track, if any, comes along as AAC
     scale = f"scale=w='2*trunc(min({PLAYER_MAX_WIDTH},iw)/2)':h=-2"
-    media_ffmpeg._run(Path(source), ["-i", source, "-map", "0:v:0", "-map", "0:a:0?", "-vf", scale,
-                                     "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
-                                     "-c:a", "aac", "-movflags", "+faststart", target])
+    media_ffmpeg.run_ffmpeg(Path(source), ["-i", source, "-map", "0:v:0", "-map", "0:a:0?", "-vf", scale,
+                                           "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
+                                           "-c:a", "aac", "-movflags", "+faststart", target])

@@ -148,8 +148,8 @@ def test_audio_and_video_example_gives_attention_over_time_and_frames(page):
     open_tab(page, "input-audio")
     wait_for_plot(page, "#spectrogram", "heatmap")
     # the example's own handler may bring the audio tab to the front after this click, so the check is that the
-    # example's clip is in the video input, not that its tab is showing
-    page.wait_for_selector("#video-input video[src*='moving_circle']", state="attached")
+    # example's clip is in the video player, not that its tab is showing
+    page.wait_for_selector("#video-preview video[src*='moving_circle']", state="attached")
     open_tab(page, "input-audio")
     screenshot(page, "input-audio")
     ask(page, page.locator("#question textarea").input_value())

@@ -72,7 +72,8 @@ def grouped_splits(data: Path, cache: Path, encoder: PointGroupEncoder, train_cl
     regenerated world or another --data is grouped again, not trained on stale clouds)."""
     from train.features import manifest_rows
 
-    rows = {"train": manifest_rows(data, "train", "points")[:train_clouds], "test": manifest_rows(data, "test", "points")}
+    rows = {"train": manifest_rows(data, "train", "points")[:train_clouds],
+            "test": manifest_rows(data, "test", "points")}
     if cache.is_file():
         splits = torch.load(cache, weights_only=False)
         if all(splits[split]["rows"] == rows[split] for split in rows):

@@ -271,8 +271,8 @@ class BridgeTrainer:
         self.accelerator.load_state(str(state))
         self.step = progress["step"]
         lost = self._forget_logged_steps_after(self.step) if self.accelerator.is_main_process else 0
-        self._log(f"resumed at step {self.step} from {state}"
-                  + (f"; the {lost} logged steps after it were lost with the interruption and run again" if lost else ""))
+        redone = f"; the {lost} logged steps after it were lost with the interruption and run again" if lost else ""
+        self._log(f"resumed at step {self.step} from {state}{redone}")
         return True
 
     def _forget_logged_steps_after(self, step: int) -> int:
