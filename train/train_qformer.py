@@ -136,6 +136,15 @@ def load_instructions(path: Path, num_samples: int) -> list[dict]:
     return rows
 
 
+def check_feature_modality(rows: list[dict], modality: str, features) -> None:
+    """Refuse features cached from another modality's manifest: the run would learn them behind this modality's
+    prompt cue, and its export would be loaded for the wrong encoder's inputs."""
+    found = sorted({row["modality"] for row in rows if "modality" in row} - {modality})
+    if found:
+        raise ValueError(f"{features} holds {' and '.join(found)} features, but the config trains modality "
+                         f"{modality!r}")
+
+
 def example_indices(seed: int, count: int, start: int, size: int) -> list[int]:
     """Positions start..start+size of an endless stream of per-epoch shuffles (a pure function of its inputs)."""
     out = []
@@ -162,6 +171,7 @@ class BridgeTrainer:
                                        mixed_precision=config.mixed_precision, step_scheduler_with_optimizer=False)
         set_seed(config.seed)
         self.tokens, self.mask, self.rows = load_features(Path(config.features))
+        check_feature_modality(self.rows, config.modality, config.features)
         self.examples = load_instructions(Path(config.instructions), len(self.rows))
         if config.train_samples is not None:
             if not 0 < config.train_samples <= len(self.rows):
