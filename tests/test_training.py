@@ -363,3 +363,15 @@ def test_features_of_another_modality_are_refused_before_the_llm_loads(tmp_path)
     features.with_suffix(".jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     with pytest.raises(ValueError, match=r"holds image features, but the config trains modality 'audio'"):
         BridgeTrainer(_config(tmp_path, features, instructions), llm=None, qformer_tokenizer=None)
+
+
+def test_an_init_from_bridge_for_other_features_is_a_value_error_naming_it(tmp_path, llm, qformer_tokenizer):
+    from core.checkpoints import save_checkpoint
+    from core.model import ModalityBridge
+
+    features, instructions = _synthetic_set(tmp_path)
+    other = tmp_path / "other_width.safetensors"
+    save_checkpoint(ModalityBridge(_settings(width=16), llm.width), other, {})
+    with pytest.raises(ValueError, match=r"init_from .*other_width.safetensors is not a bridge for these features"):
+        BridgeTrainer(_config(tmp_path, features, instructions, init_from=str(other)), llm=llm,
+                      qformer_tokenizer=qformer_tokenizer, settings=_settings())

@@ -199,9 +199,13 @@ class BridgeTrainer:
             if not name.startswith(trained):
                 p.requires_grad_(False)
         if config.init_from:
-            from core.checkpoints import load_checkpoint
+            from core.checkpoints import CheckpointError, load_checkpoint
 
-            load_checkpoint(bridge, Path(config.init_from))
+            try:
+                load_checkpoint(bridge, Path(config.init_from))
+            except CheckpointError as error:
+                raise ValueError(f"init_from {config.init_from} is not a bridge for these features and Q-Former "
+                                 f"settings ({error})") from None
         parameters = [p for p in bridge.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
         schedule = _warmup_cosine(config.warmup_steps, (*config.continued_from, config.steps))
