@@ -123,7 +123,7 @@ def check_file(path: PathLike, kind: str, limits: MediaLimits) -> Path:
         other = next((k for k, exts in KIND_EXTENSIONS.items() if suffix in exts), None)
         what = f"a {suffix} file is {KIND_NAMES[other]}, not {KIND_NAMES[kind]}" if other else \
             f"{_describe_suffix(suffix)} is not a supported file type"
-        raise UnsupportedFormatError(path, f"{what}; {KIND_NAMES[kind]} file can be "
+        raise UnsupportedFormatError(path, f"{what}; {KIND_NAMES[kind]} can be given as "
                                            f"{', '.join(e[1:] for e in KIND_EXTENSIONS[kind])}")
     return p
 

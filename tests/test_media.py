@@ -436,6 +436,12 @@ def test_wrong_extension_for_the_loader(tmp_path):
     assert "audio" in str(error) and "png" in str(error)
 
 
+def test_wrong_extension_message_lists_the_accepted_types_grammatically(tmp_path):
+    error = raises_media_error(UnsupportedFormatError, load_audio, make_image(tmp_path / "picture.png"))
+    assert str(error) == ("picture.png: a .png file is an image, not audio; audio can be given as wav, flac, ogg, "
+                          "mp3")
+
+
 def test_missing_file(tmp_path):
     raises_media_error(MediaError, load_image, tmp_path / "nowhere.png")
 
