@@ -375,3 +375,19 @@ def test_an_init_from_bridge_for_other_features_is_a_value_error_naming_it(tmp_p
     with pytest.raises(ValueError, match=r"init_from .*other_width.safetensors is not a bridge for these features"):
         BridgeTrainer(_config(tmp_path, features, instructions, init_from=str(other)), llm=llm,
                       qformer_tokenizer=qformer_tokenizer, settings=_settings())
+
+
+def test_training_a_finished_run_on_with_more_steps_records_where_it_had_ended(tmp_path, llm, qformer_tokenizer):
+    features, instructions = _synthetic_set(tmp_path)
+    common = dict(llm=llm, qformer_tokenizer=qformer_tokenizer, settings=_settings())
+    export = tmp_path / "audio.safetensors"
+    BridgeTrainer(_config(tmp_path, features, instructions, steps=2), **common).train()
+    resumed = BridgeTrainer(_config(tmp_path, features, instructions, steps=4, export=str(export)), **common)
+    assert resumed.try_resume() and resumed.config.continued_from == (2,)
+    resumed.train()
+    recorded = json.loads(export.with_suffix(".json").read_text())["trained"]["qformer"]["config"]
+    assert recorded["steps"] == 4 and recorded["continued_from"] == [2]
+    unfinished = BridgeTrainer(_config(tmp_path, features, instructions, out=str(tmp_path / "cut"), steps=4), **common)
+    unfinished.train(stop_after=2)
+    again = BridgeTrainer(_config(tmp_path, features, instructions, out=str(tmp_path / "cut"), steps=6), **common)
+    assert again.try_resume() and again.config.continued_from == ()

@@ -284,6 +284,7 @@ class BridgeTrainer:
         check_resumable(progress["config"], self.config, progress["step"], state)
         self.accelerator.load_state(str(state))
         self.step = progress["step"]
+        self.config.continued_from = continued_ends(progress["config"], self.config, self.step)
         lost = self._forget_logged_steps_after(self.step) if self.accelerator.is_main_process else 0
         redone = f"; the {lost} logged steps after it were lost with the interruption and run again" if lost else ""
         self._log(f"resumed at step {self.step} from {state}{redone}")
@@ -440,6 +441,16 @@ def check_resumable(saved: dict, config: TrainConfig, step: int, state: Path) ->
                          f"state to start over")
     if step > config.steps:
         raise ValueError(f"{state} is at step {step}, past steps={config.steps}")
+
+
+def continued_ends(saved: dict, config: TrainConfig, step: int) -> tuple[int, ...]:
+    """The `continued_from` this resumed run has trained under: the saved run's ends and the config's, plus the saved
+    run's own end when it had finished and `steps` now goes past it, so the state and the export record a schedule
+    that a fresh run of their config reproduces (a `--steps` override alone would record none)."""
+    ends = {*saved.get("continued_from", ()), *config.continued_from}
+    if step == saved["steps"] < config.steps:
+        ends.add(step)
+    return tuple(sorted(ends))
 
 
 def bridge_media_tokens(bridge: ModalityBridge, qformer_tokenizer, tokens: torch.Tensor, mask: torch.Tensor,
