@@ -33,3 +33,30 @@ def test_a_wrong_answer_naming_the_other_groups_colour_is_told_apart_from_a_colo
     assert not names_another_group("red", "colour", ["red"], scene)
     assert names_another_group("They are large.", "size", ["small"], scene)
     assert not names_another_group("two", "count", ["2"], {"groups": [{"colour": "red"}]})
+
+
+def test_a_cmaa_trained_on_another_bridge_is_refused(tmp_path, monkeypatch):
+    import json
+    from types import SimpleNamespace
+
+    import pytest
+
+    from core.checkpoints import save_checkpoint
+    from core.cmaa import CrossModalAlignmentAttention
+    from train import evaluate as evaluate_module
+
+    width = 32
+    bridge = tmp_path / "image.safetensors"
+    bridge.write_bytes(b"the bridge being evaluated")
+    cmaa = CrossModalAlignmentAttention(width, 8)
+    save_checkpoint(cmaa, tmp_path / "image_cmaa.safetensors", {**cmaa.config(), "bridge_sha256": "0" * 64})
+
+    llm = SimpleNamespace(width=width)
+    features = tmp_path / "features.safetensors"
+    monkeypatch.setattr("train.features.load_features", lambda path: (None, None, [{}]))
+    monkeypatch.setattr("train.train_qformer.load_instructions", lambda path, n: [])
+    monkeypatch.setattr("core.model.ModalityBridge.load_trained", lambda self, path: {})
+    (tmp_path / "image.json").write_text(json.dumps({"qformer": {"encoder_width": 16}}))
+    with pytest.raises(ValueError, match="was trained on another image.safetensors"):
+        evaluate_module.evaluate("image", bridge, features, tmp_path / "i.jsonl", llm=llm, qformer_tokenizer=object(),
+                                 cmaa=tmp_path / "image_cmaa.safetensors")

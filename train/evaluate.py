@@ -100,7 +100,7 @@ def evaluate(modality: str, checkpoint: Path, features: Path, instructions: Path
     if cmaa is not None:
         from core.cmaa import load_cmaa
 
-        bridge.cmaa = load_cmaa(cmaa, llm.width)
+        bridge.cmaa = load_cmaa(cmaa, llm.width, bridge_file=checkpoint)  # refused if trained on another bridge
     bridge.eval()
     runner = PrefixCachedLLM(llm, PromptTemplate.for_modality(llm.tokenizer, modality, prefix_cues, "chat_template"))
     predictions: list[str] = []
@@ -166,9 +166,12 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(args.threads)
     features = args.features or Path(f"data/features/{args.split}/{args.modality}.safetensors")
     instructions = args.instructions or Path(f"data/instructions/{args.split}/{args.modality}.jsonl")
-    result = evaluate(args.modality, args.checkpoint, features, instructions, args.projection,
-                      not args.no_prefix_cues, args.per_property or None,
-                      tasks=args.tasks.split(",") if args.tasks else None, cmaa=args.cmaa)
+    try:
+        result = evaluate(args.modality, args.checkpoint, features, instructions, args.projection,
+                          not args.no_prefix_cues, args.per_property or None,
+                          tasks=args.tasks.split(",") if args.tasks else None, cmaa=args.cmaa)
+    except (FileNotFoundError, ValueError) as error:
+        parser.error(str(error))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k != "samples"}, indent=2))
