@@ -20,7 +20,7 @@ from PIL import Image, ImageOps
 from core import media_ffmpeg
 from core.media_checks import (DEFAULT_LIMITS, KIND_EXTENSIONS, CorruptFileError, EmptyFileError,
                                InvalidContentError, LimitExceededError, MediaError, MediaLimits, PathLike,
-                               UnsupportedFormatError, check_file, detect_kind, first_line)
+                               UnsupportedFormatError, check_file, detect_kind, figure_over, first_line)
 from core.media_points import PointCloud, farthest_point_sample, load_points, normalize_to_unit_sphere
 
 __all__ = [
@@ -80,8 +80,9 @@ def load_image(path: PathLike, limits: MediaLimits = DEFAULT_LIMITS) -> Image.Im
 
 def _check_image_pixels(path: Path, width: int, height: int, limits: MediaLimits, what: str = "image") -> None:
     if width * height > limits.max_image_pixels:
-        raise LimitExceededError(path, f"the {what} is {width}x{height} = {width * height / 1e6:.1f} megapixels, "
-                                       f"over the {limits.max_image_pixels / 1e6:g} megapixel limit",
+        megapixels = figure_over(width * height / 1e6, limits.max_image_pixels / 1e6)
+        raise LimitExceededError(path, f"the {what} is {width}x{height} = {megapixels} megapixels, over the "
+                                       f"{limits.max_image_pixels / 1e6:g} megapixel limit",
                                  "max_image_pixels", width * height, limits.max_image_pixels)
 
 
@@ -186,8 +187,9 @@ def _read_with_ffmpeg(path: Path, sample_rate: int, limits: MediaLimits) -> np.n
 
 def _check_audio_seconds(path: Path, seconds: float, limits: MediaLimits) -> None:
     if seconds > limits.max_audio_seconds:
-        raise LimitExceededError(path, f"the audio lasts {seconds:.1f} s, over the {limits.max_audio_seconds:g} s "
-                                       f"limit", "max_audio_seconds", seconds, limits.max_audio_seconds)
+        raise LimitExceededError(path, f"the audio lasts {figure_over(seconds, limits.max_audio_seconds)} s, over "
+                                       f"the {limits.max_audio_seconds:g} s limit", "max_audio_seconds", seconds,
+                                 limits.max_audio_seconds)
 
 
 def _resample(samples: np.ndarray, rate: int, sample_rate: int) -> np.ndarray:
@@ -237,13 +239,14 @@ def load_video(path: PathLike, num_frames: int = 4, limits: MediaLimits = DEFAUL
 
 def _check_video_length(path: Path, duration: float, fps: float, limits: MediaLimits) -> None:
     if duration > limits.max_video_seconds:
-        raise LimitExceededError(path, f"the video lasts {duration:.1f} s, over the {limits.max_video_seconds:g} s "
-                                       f"limit", "max_video_seconds", duration, limits.max_video_seconds)
+        raise LimitExceededError(path, f"the video lasts {figure_over(duration, limits.max_video_seconds)} s, over "
+                                       f"the {limits.max_video_seconds:g} s limit", "max_video_seconds", duration,
+                                 limits.max_video_seconds)
     frames = duration * fps
     if frames > limits.max_video_frames:
-        raise LimitExceededError(path, f"the video has about {frames:,.0f} frames ({fps:g} per second), over the "
-                                       f"limit of {limits.max_video_frames:,}", "max_video_frames", frames,
-                                 limits.max_video_frames)
+        raise LimitExceededError(path, f"the video has about {figure_over(frames, limits.max_video_frames, 0)} "
+                                       f"frames ({fps:g} per second), over the limit of {limits.max_video_frames:,}",
+                                 "max_video_frames", frames, limits.max_video_frames)
 
 
 def _sample_frames(path: Path, stream: int, times: list[float]) -> list[Image.Image]:

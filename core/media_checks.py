@@ -116,8 +116,8 @@ def check_file(path: PathLike, kind: str, limits: MediaLimits) -> Path:
         raise EmptyFileError(path, "the file is empty (0 bytes)")
     size_mb = size / MB
     if size_mb > limits.max_file_mb:
-        raise LimitExceededError(path, f"the file is {size_mb:.1f} MB, over the {limits.max_file_mb:g} MB limit",
-                                 "max_file_mb", size_mb, limits.max_file_mb)
+        raise LimitExceededError(path, f"the file is {figure_over(size_mb, limits.max_file_mb)} MB, over the "
+                                       f"{limits.max_file_mb:g} MB limit", "max_file_mb", size_mb, limits.max_file_mb)
     suffix = p.suffix.lower()
     if suffix not in KIND_EXTENSIONS[kind]:
         other = next((k for k, exts in KIND_EXTENSIONS.items() if suffix in exts), None)
@@ -126,6 +126,16 @@ def check_file(path: PathLike, kind: str, limits: MediaLimits) -> Path:
         raise UnsupportedFormatError(path, f"{what}; {KIND_NAMES[kind]} can be given as "
                                            f"{', '.join(e[1:] for e in KIND_EXTENSIONS[kind])}")
     return p
+
+
+def figure_over(value: float, limit: float, decimals: int = 1) -> str:
+    """`value` to `decimals` places, or to more where that rounding would read as the limit itself: "40.0
+    megapixels, over the 40 megapixel limit" would not tell the user by how much the file is over."""
+    for places in range(decimals, decimals + 7):
+        text = f"{value:,.{places}f}"
+        if float(text.replace(",", "")) > limit:
+            break
+    return text
 
 
 def first_line(error: object) -> str:

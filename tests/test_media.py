@@ -86,6 +86,18 @@ def test_image_over_pixel_limit(tmp_path):
     assert "max_image_pixels" in str(error) and "64x48" in str(error)
 
 
+def test_image_just_over_the_pixel_limit_shows_by_how_much(tmp_path):
+    error = raises_media_error(LimitExceededError, load_image, make_image(tmp_path / "big.png", size=(64, 48)),
+                               MediaLimits(max_image_pixels=64 * 48 - 1))
+    assert "64x48 = 0.0031 megapixels, over the 0.003071 megapixel limit" in str(error)
+
+
+def test_audio_just_over_the_length_limit_shows_by_how_much(tmp_path):
+    error = raises_media_error(LimitExceededError, load_audio, make_audio(tmp_path / "long.wav", seconds=2.04),
+                               limits=MediaLimits(max_audio_seconds=2))
+    assert "lasts 2.04 s, over the 2 s limit" in str(error)
+
+
 def test_image_truncated(tmp_path):
     path = truncate(make_image(tmp_path / "cut.png", size=(64, 48)), 0.6)
     raises_media_error(CorruptFileError, load_image, path)
