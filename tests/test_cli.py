@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from core.schema import AskResult, InstructionCandidate, OptimizerTrace
 from tests.media_fixtures import make_audio, make_image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -27,6 +28,16 @@ def test_json_output_has_the_contract_fields(tmp_path):
     assert out["tokens_generated"] > 0
     for key in ("load", "encode_image", "encode_audio", "qformer", "first_token", "total", "tokens_per_s"):
         assert key in out["timings_s"]
+
+
+def test_the_docs_name_every_json_field():
+    """README's --json paragraph and docs/APP.md's API section list what `AskResult.to_json()` holds."""
+    candidate = InstructionCandidate("What is it?", 1.0, [1.0], ["What"], "original")
+    trace = OptimizerTrace([candidate], "", "What is it?", {"total": 1.0})
+    out = AskResult("a", "What is it?", {"total": 1.0}, 1, optimizer=trace).to_json()
+    for doc, names in (("README.md", [*out, *out["candidates"][0]]), ("docs/APP.md", out)):
+        text = " ".join(open(os.path.join(ROOT, doc), encoding="utf-8").read().split())
+        assert not [name for name in names if f"`{name}`" not in text], doc
 
 
 def test_plain_output_is_the_streamed_answer():
