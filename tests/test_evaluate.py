@@ -60,3 +60,40 @@ def test_a_cmaa_trained_on_another_bridge_is_refused(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="was trained on another image.safetensors"):
         evaluate_module.evaluate("image", bridge, features, tmp_path / "i.jsonl", llm=llm, qformer_tokenizer=object(),
                                  cmaa=tmp_path / "image_cmaa.safetensors")
+
+
+def test_a_bridge_of_another_modality_or_without_the_projection_asked_for_is_refused(tmp_path):
+    import json
+
+    import pytest
+
+    from train.evaluate import bridge_config
+
+    checkpoint = tmp_path / "points.safetensors"
+    with pytest.raises(FileNotFoundError, match="train the bridge first"):
+        bridge_config(checkpoint, "points", "qformer")
+    checkpoint.write_bytes(b"weights")
+    checkpoint.with_suffix(".json").write_text(json.dumps({"modality": "points", "trained": {"qformer": {}}}))
+    assert bridge_config(checkpoint, "points", "qformer")["modality"] == "points"
+    with pytest.raises(ValueError, match="is a bridge for points, not image"):
+        bridge_config(checkpoint, "image", "qformer")
+    with pytest.raises(ValueError, match="holds no trained linear projection \\(it has qformer\\)"):
+        bridge_config(checkpoint, "points", "linear")
+
+
+def test_asking_for_a_task_the_instructions_lack_is_refused_before_the_model_loads(tmp_path, monkeypatch):
+    import json
+
+    import pytest
+
+    from train import evaluate as evaluate_module
+
+    checkpoint = tmp_path / "image.safetensors"
+    checkpoint.write_bytes(b"weights")
+    checkpoint.with_suffix(".json").write_text(json.dumps({"modality": "image", "trained": {"qformer": {}}}))
+    monkeypatch.setattr("train.features.load_features", lambda path: (None, None, [{}]))
+    monkeypatch.setattr("train.train_qformer.load_instructions",
+                        lambda path, n: [{"sample": 0, "task": "colour"}, {"sample": 0, "task": "caption"}])
+    with pytest.raises(ValueError, match="has no color questions; its tasks are caption, colour"):
+        evaluate_module.evaluate("image", checkpoint, tmp_path / "f.safetensors", tmp_path / "i.jsonl",
+                                 tasks=["color"], llm=object())

@@ -78,6 +78,22 @@ def cider(predictions: dict[int, str], references: dict[int, list[str]]) -> floa
     return float(score)
 
 
+def bridge_config(checkpoint: Path, modality: str, projection: str) -> dict:
+    """The bridge checkpoint's JSON config, refused before any model loads when it is missing, belongs to another
+    modality or lacks the projection asked for (an untrained linear baseline would fail only mid-evaluation)."""
+    config_path = Path(checkpoint).with_suffix(".json")
+    if not Path(checkpoint).is_file() or not config_path.is_file():
+        raise FileNotFoundError(f"{checkpoint} or its {config_path.name} does not exist; train the bridge first "
+                                "(python -m train.train_qformer ...)")
+    stored = json.loads(config_path.read_text())
+    if stored.get("modality", modality) != modality:
+        raise ValueError(f"{checkpoint} is a bridge for {stored['modality']}, not {modality}")
+    if projection not in stored.get("trained", {projection: None}):
+        raise ValueError(f"{checkpoint} holds no trained {projection} projection (it has "
+                         f"{', '.join(sorted(stored['trained'])) or 'none'}); train it with its {projection} config")
+    return stored
+
+
 def evaluate(modality: str, checkpoint: Path, features: Path, instructions: Path, projection: str = "qformer",
              prefix_cues: bool = True, per_property: int | None = 50, batch_size: int = 32, seed: int = 0,
              tasks: list[str] | None = None, llm=None, qformer_tokenizer=None, cmaa: Path | None = None) -> dict:
@@ -88,12 +104,16 @@ def evaluate(modality: str, checkpoint: Path, features: Path, instructions: Path
     from train.train_qformer import _load_qformer_tokenizer, _load_tiny_llm, bridge_media_tokens, load_instructions
 
     started = time.perf_counter()
+    stored = bridge_config(checkpoint, modality, projection)
     tokens, mask, rows = load_features(features)
-    examples = [e for e in load_instructions(instructions, len(rows)) if tasks is None or e["task"] in tasks]
-    examples = pick_examples(examples, per_property, seed)
+    examples = load_instructions(instructions, len(rows))
+    unknown = sorted(set(tasks or ()) - {e["task"] for e in examples})
+    if unknown:
+        raise ValueError(f"{instructions} has no {', '.join(unknown)} questions; its tasks are "
+                         f"{', '.join(sorted({e['task'] for e in examples}))}")
+    examples = pick_examples([e for e in examples if tasks is None or e["task"] in tasks], per_property, seed)
     llm = llm or _load_tiny_llm()
     qformer_tokenizer = qformer_tokenizer or _load_qformer_tokenizer()
-    stored = json.loads(Path(checkpoint).with_suffix(".json").read_text())
     settings = QFormerSettings(**stored["qformer"])
     bridge = ModalityBridge(settings, llm.width)
     bridge.load_trained(checkpoint)
