@@ -97,3 +97,19 @@ def test_asking_for_a_task_the_instructions_lack_is_refused_before_the_model_loa
     with pytest.raises(ValueError, match="has no color questions; its tasks are caption, colour"):
         evaluate_module.evaluate("image", checkpoint, tmp_path / "f.safetensors", tmp_path / "i.jsonl",
                                  tasks=["color"], llm=object())
+
+
+def test_features_of_another_modality_are_refused_before_the_model_loads(tmp_path, monkeypatch):
+    import json
+
+    import pytest
+
+    from train import evaluate as evaluate_module
+
+    checkpoint = tmp_path / "image.safetensors"
+    checkpoint.write_bytes(b"weights")
+    checkpoint.with_suffix(".json").write_text(json.dumps({"modality": "image", "trained": {"qformer": {}}}))
+    monkeypatch.setattr("train.features.load_features", lambda path: (None, None, [{"modality": "points"}]))
+    with pytest.raises(ValueError, match="holds points features, not image ones"):
+        evaluate_module.evaluate("image", checkpoint, tmp_path / "points.safetensors", tmp_path / "i.jsonl",
+                                 llm=object())

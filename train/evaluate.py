@@ -101,11 +101,13 @@ def evaluate(modality: str, checkpoint: Path, features: Path, instructions: Path
     from core.qformer import QFormerSettings
     from train.features import load_features
     from train.prefix_llm import PrefixCachedLLM, PromptTemplate
-    from train.train_qformer import _load_qformer_tokenizer, _load_tiny_llm, bridge_media_tokens, load_instructions
+    from train.train_qformer import (_load_qformer_tokenizer, _load_tiny_llm, bridge_media_tokens,
+                                     check_feature_modality, load_instructions)
 
     started = time.perf_counter()
     stored = bridge_config(checkpoint, modality, projection)
     tokens, mask, rows = load_features(features)
+    check_feature_modality(rows, modality, features)
     examples = load_instructions(instructions, len(rows))
     unknown = sorted(set(tasks or ()) - {e["task"] for e in examples})
     if unknown:

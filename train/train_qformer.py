@@ -141,8 +141,7 @@ def check_feature_modality(rows: list[dict], modality: str, features) -> None:
     prompt cue, and its export would be loaded for the wrong encoder's inputs."""
     found = sorted({row["modality"] for row in rows if "modality" in row} - {modality})
     if found:
-        raise ValueError(f"{features} holds {' and '.join(found)} features, but the config trains modality "
-                         f"{modality!r}")
+        raise ValueError(f"{features} holds {' and '.join(found)} features, not {modality} ones")
 
 
 def example_indices(seed: int, count: int, start: int, size: int) -> list[int]:
