@@ -7,7 +7,8 @@ question is answered twice from the cached test features, once as asked and once
 (8 tokens) and graded with `train.evaluate.is_correct`. The IAS of the instruction used is kept with every answer,
 so the mean IAS of right and wrong answers can be compared.
 
-    python -m train.eval_optimizer --modality image [--per-style 8] [--seed 0] --out runs/eval/optimizer_image.json
+    python -m train.eval_optimizer --modality image [--per-style 8] [--seed 0] [--bridge B] [--features F]
+        [--instructions I] --out runs/eval/optimizer_image.json
 """
 from __future__ import annotations
 
@@ -143,19 +144,32 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--per-style", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--features", type=Path, help="default: data/features/<split>/<modality>.safetensors")
+    parser.add_argument("--instructions", type=Path, help="default: data/instructions/<split>/<modality>.jsonl")
     parser.add_argument("--bridge", type=Path, help="bridge checkpoint to evaluate instead of the preset's")
     parser.add_argument("--threads", type=int, default=1, help="1 is faster than 2 on busy shared cores")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     from core.presets import get_preset
+    from train.evaluate import bridge_config
 
+    features = args.features or Path(f"data/features/{args.split}/{args.modality}.safetensors")
+    instructions = args.instructions or Path(f"data/instructions/{args.split}/{args.modality}.jsonl")
+    for path, stage in ((features, "train.features"), (instructions, "train.qa_gen")):
+        if not path.is_file():
+            parser.error(f"{path} does not exist; make it first (python -m {stage} ...) or name it with "
+                         f"--{'features' if stage == 'train.features' else 'instructions'}")
+    try:
+        if args.bridge:
+            bridge_config(args.bridge, args.modality, "qformer")
+    except (FileNotFoundError, ValueError) as error:
+        parser.error(str(error))
     preset = get_preset("tiny")
     model = preset.build(preset)
     bridge = args.bridge or preset.checkpoint_dir / f"{args.modality}.safetensors"
     if args.bridge:
         model.bridges[args.modality].load_trained(args.bridge)
-    result = evaluate(model, args.modality, Path(f"data/features/{args.split}/{args.modality}.safetensors"),
-                      Path(f"data/instructions/{args.split}/{args.modality}.jsonl"), args.per_style, args.seed)
+    result = evaluate(model, args.modality, features, instructions, args.per_style, args.seed)
     result["bridge_checkpoint"] = str(bridge) if bridge.is_file() else None
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
