@@ -142,11 +142,12 @@ def _scale_colours(rgb: np.ndarray) -> np.ndarray:
     return np.clip(rgb, 0.0, 1.0)
 
 
-def _check_point_count(path: Path, count: int, limits: MediaLimits) -> None:
+def _check_point_count(path: Path, count: int, limits: MediaLimits, what: str = "points") -> None:
+    """`what` names the counted things as the user knows them: a mesh's are "vertices"."""
     if count <= 0:
-        raise InvalidContentError(path, "contains no points" if count == 0 else f"declares {count} points")
+        raise InvalidContentError(path, f"contains no {what}" if count == 0 else f"declares {count} {what}")
     if count > limits.max_points:
-        raise LimitExceededError(path, f"has {count:,} points, over the limit of {limits.max_points:,}",
+        raise LimitExceededError(path, f"has {count:,} {what}, over the limit of {limits.max_points:,}",
                                  "max_points", count, limits.max_points)
 
 
@@ -312,7 +313,7 @@ def _sample_mesh(path: Path, mesh, num_points: int, limits: MediaLimits, seed: i
         raise LimitExceededError(path, f"has {len(mesh.faces):,} faces, over the limit of "
                                        f"{limits.max_mesh_faces:,}", "max_mesh_faces", len(mesh.faces),
                                  limits.max_mesh_faces)
-    _check_point_count(path, len(mesh.vertices), limits)
+    _check_point_count(path, len(mesh.vertices), limits, "vertices")
     if not np.isfinite(mesh.vertices).all():
         raise InvalidContentError(path, "contains NaN or infinite coordinates")
     if not mesh.area > 0.0:

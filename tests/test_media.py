@@ -354,6 +354,12 @@ def test_points_with_wrong_columns(tmp_path):
     assert "(20, 4)" in str(error)
 
 
+def test_mesh_over_the_vertex_limit_names_vertices(tmp_path):
+    error = raises_media_error(LimitExceededError, load_points, make_mesh_file(tmp_path / "box.off"),
+                               limits=MediaLimits(max_points=4))
+    assert error.limit_name == "max_points" and "has 8 vertices, over the limit of 4" in str(error)
+
+
 @pytest.mark.parametrize("ext", ["npy", "npz", "ply", "pcd", "xyz"])
 def test_points_over_point_limit(tmp_path, ext):
     error = raises_media_error(LimitExceededError, load_points, make_point_cloud_file(tmp_path / f"p.{ext}"),
