@@ -240,3 +240,16 @@ def test_items_without_captions_are_not_counted_as_missing_media(tmp_path, capsy
         main(["coco", "--annotations", str(annotations), "--media-dir", str(tmp_path), "--out", str(tmp_path / "m")])
     assert f"none of the 1 captioned items in {annotations} has a media file under {tmp_path} (e.g. 1)" in \
         capsys.readouterr().err
+
+
+def test_command_says_where_the_feature_stage_looks_for_the_manifest(tmp_path, capsys):
+    command = ["coco", "--annotations", str(DATA / "coco" / "captions_val2014.json"), "--media-dir",
+               str(DATA / "coco" / "images"), "--split", "val"]
+    assert main(command + ["--out", str(tmp_path / "coco.jsonl")]) == 0
+    assert "write this one as --out ROOT/val/image/manifest.jsonl" in capsys.readouterr().err
+    assert main(command + ["--out", str(tmp_path / "real" / "val" / "image" / "manifest.jsonl")]) == 0
+    assert f"next: python -m train.features --data {tmp_path.resolve() / 'real'} --split val --modality image" \
+        in capsys.readouterr().err
+    validate = tmp_path / "real" / "validate" / "image" / "manifest.jsonl"
+    assert main(command[:-1] + ["validate", "--out", str(validate)]) == 0
+    assert "(--split train)" in capsys.readouterr().err
