@@ -359,8 +359,9 @@ def test_two_cpu_processes_split_each_step_and_keep_the_schedule(tmp_path):
 
 def test_features_of_another_modality_are_refused_before_the_llm_loads(tmp_path):
     features, instructions = _synthetic_set(tmp_path)
-    rows = [dict(json.loads(line), modality="image") for line in features.with_suffix(".jsonl").read_text().splitlines()]
-    features.with_suffix(".jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    rows_file = features.with_suffix(".jsonl")
+    rows = [dict(json.loads(line), modality="image") for line in rows_file.read_text().splitlines()]
+    rows_file.write_text("".join(json.dumps(r) + "\n" for r in rows))
     with pytest.raises(ValueError, match=r"holds image features, not audio ones"):
         BridgeTrainer(_config(tmp_path, features, instructions), llm=None, qformer_tokenizer=None)
 
