@@ -10,6 +10,7 @@ import argparse
 import importlib.util
 import logging
 import os
+import socket
 import subprocess
 import sys
 
@@ -29,6 +30,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
                         help="port to serve on (env GRADIO_SERVER_PORT; default %(default)s)")
     return parser.parse_args(argv)
+
+
+def ensure_port_free(host: str, port: int) -> None:
+    """Refuse a taken address before the preset loads (seconds of work), with the app's own option to change it;
+    Gradio's message at launch names `launch()`'s parameter and ends in a traceback."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as e:
+            raise SystemExit(f"Cannot serve on {host}:{port} ({e.strerror or e}); is the app already running "
+                             f"there? Choose another address with --port / --host.") from None
 
 
 def configure_environment(preset: str) -> None:
@@ -67,6 +79,7 @@ def create_app(preset: str):
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    ensure_port_free(args.host, args.port)
     configure_environment(args.preset)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     ensure_model_packages()

@@ -1,5 +1,6 @@
 """`python app.py`'s command line: --help answers without starting anything; options default to the env vars."""
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -35,3 +36,14 @@ def test_only_the_offline_preset_forces_offline_mode(monkeypatch):
     assert "HF_HUB_OFFLINE" not in environment and "TRANSFORMERS_OFFLINE" not in environment
     app.configure_environment("tiny")
     assert environment["HF_HUB_OFFLINE"] == "1" and environment["TRANSFORMERS_OFFLINE"] == "1"
+
+
+def test_a_taken_port_is_refused_at_once_with_the_option_to_change_it():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([sys.executable, str(ROOT / "app.py"), "--port", str(port)], cwd=ROOT,
+                              capture_output=True, text=True, timeout=30)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert f"Cannot serve on 127.0.0.1:{port}" in done.stderr and "--port" in done.stderr
