@@ -369,3 +369,29 @@ def test_eval_discrn_balance_labels_swaps_the_inputs_as_read_discrn_does(tmp_pat
     assert [p.label for p in RecordingEvaluator.pairs] == [1, 0]
     balanced = read_discrn(str(pairs), balance_labels=True)
     assert [vars(p) for p in RecordingEvaluator.pairs] == [vars(p) for p in balanced]
+
+
+def test_eval_discrn_scores_a_checkpoint_folder_that_holds_every_bridge_the_pairs_need(tmp_path, capsys, monkeypatch):
+    import train.eval_discrn
+    from core.pipeline import Pipeline
+
+    loaded = {}
+    monkeypatch.setattr(Pipeline, "from_preset", lambda name, **overrides: loaded.update(overrides))
+    monkeypatch.setattr(train.eval_discrn, "DisCRnEvaluator", RecordingEvaluator)
+    pairs = tmp_path / "objaverse.json"
+    pairs.write_text(json.dumps(REFERENCE_OBJAVERSE))
+    folder = tmp_path / "retrained"
+    folder.mkdir()
+    command = ["--pairs", str(pairs), "--out", str(tmp_path / "out.json"), "--methods", "oracle_captions",
+               "--checkpoint-dir", str(folder)]
+    with pytest.raises(SystemExit):
+        train.eval_discrn.main(command)
+    assert "lacks image.safetensors, points.safetensors, points_encoder.safetensors" in capsys.readouterr().err
+    for name in ("image", "points", "points_encoder"):
+        (folder / f"{name}.safetensors").write_bytes(b"")
+    with pytest.raises(SystemExit):
+        train.eval_discrn.main(command + ["--preset", "instructblip-7b"])
+    assert "replaces the tiny preset's checkpoints" in capsys.readouterr().err
+    train.eval_discrn.main(command)
+    assert loaded == {"checkpoint_dir": folder}
+    assert json.loads((tmp_path / "out.json").read_text())["checkpoint_dir"] == str(folder)

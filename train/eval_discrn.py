@@ -153,6 +153,19 @@ def check_input_files(pairs: list[DisCRnPair]) -> None:
         raise ValueError(f"{len(absent)} input files do not exist (e.g. {', '.join(absent[:3])}); check --media-root")
 
 
+def check_checkpoint_dir(folder: Path, preset: str, pairs: list[DisCRnPair]) -> None:
+    """A retrained set of tiny checkpoints holds the bridge of every modality the pairs ask about (and the 3D encoder
+    its points bridge was trained on); the preset would otherwise run a missing one untrained, with only a warning."""
+    if preset != "tiny":
+        raise ValueError(f"--checkpoint-dir replaces the tiny preset's checkpoints; the {preset} preset names its own")
+    modalities = sorted({m for pair in pairs for m in pair.modalities})
+    needed = [f"{m}.safetensors" for m in modalities] + (["points_encoder.safetensors"] if "points" in modalities
+                                                          else [])
+    absent = [name for name in needed if not (folder / name).is_file()]
+    if absent:
+        raise ValueError(f"{folder} lacks {', '.join(absent)}, needed for these {' and '.join(modalities)} pairs")
+
+
 def by_question_type(pairs: list[DisCRnPair], answers: list[str]) -> dict[str, float]:
     grouped: dict[str, list[bool]] = {}
     for pair, answer in zip(pairs, answers):
@@ -205,6 +218,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="swap the two inputs of every entry whose label does not alternate with its position, "
                              "as the reference's loader does, so 'first' and 'second' are equally often right")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="tiny")
+    parser.add_argument("--checkpoint-dir", type=Path,
+                        help="tiny preset only: score the checkpoints in this folder (<modality>.safetensors of both "
+                             "inputs, points_encoder.safetensors for 3D) instead of assets/checkpoints/tiny")
     parser.add_argument("--threads", type=_positive, default=2)
     args = parser.parse_args(argv)
     media_roots = dict(args.media_root)
@@ -216,14 +232,18 @@ def main(argv: list[str] | None = None) -> None:
             check_joint_pairs(pairs)
         if set(args.methods) & set(MEDIA_METHODS):
             check_input_files(pairs)
+        if args.checkpoint_dir is not None:
+            check_checkpoint_dir(args.checkpoint_dir, args.preset, pairs)
         args.out.parent.mkdir(parents=True, exist_ok=True)
     except (OSError, ValueError) as error:
         parser.error(str(error))
     torch.set_num_threads(args.threads)
     from core.pipeline import Pipeline
 
-    evaluator = DisCRnEvaluator(Pipeline.from_preset(args.preset))
-    result = {"file": str(args.pairs), **evaluator.run(pairs, args.methods)}
+    overrides = {"checkpoint_dir": args.checkpoint_dir} if args.checkpoint_dir is not None else {}
+    evaluator = DisCRnEvaluator(Pipeline.from_preset(args.preset, **overrides))
+    result = {"file": str(args.pairs), "checkpoint_dir": str(args.checkpoint_dir) if overrides else None,
+              **evaluator.run(pairs, args.methods)}
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k not in ("samples", "model_captions")}, indent=2))
 
