@@ -41,3 +41,19 @@ def test_a_rerun_reuses_the_parts_it_already_encoded(tmp_path, monkeypatch):
     monkeypatch.setattr(train.features, "encoder_for", counting_encoder_for)
     cache_features(tmp_path / "world", tmp_path / "features", "train", "image", part_size=2)
     assert encoded == []
+
+
+def test_command_names_a_missing_manifest_or_3d_encoder_as_a_usage_error(tmp_path, capsys):
+    import pytest
+
+    from train.features import main
+
+    with pytest.raises(SystemExit):
+        main(["--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "f"), "--split", "train",
+              "--modality", "image"])
+    assert "nowhere/train/image/manifest.jsonl does not exist; make the data first" in capsys.readouterr().err
+    generate_world(str(tmp_path / "world"), {"train": 1}, ["points"], progress=False)
+    with pytest.raises(SystemExit):
+        main(["--data", str(tmp_path / "world"), "--out", str(tmp_path / "f"), "--split", "train",
+              "--modality", "points", "--points-encoder", str(tmp_path / "absent.safetensors")])
+    assert "the 3D encoder must be pre-trained first" in capsys.readouterr().err

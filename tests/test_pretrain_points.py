@@ -55,3 +55,12 @@ def test_grouped_clouds_of_another_world_are_grouped_again(tmp_path):
     fresh = grouped_splits(tmp_path / "world1", tmp_path / "fresh.pt", encoder, None)
     assert torch.equal(second["train"]["grouped"], fresh["train"]["grouped"])
     assert not torch.equal(second["train"]["grouped"], first["train"]["grouped"])
+
+
+def test_a_missing_world_is_a_usage_error(tmp_path, capsys):
+    import pytest
+
+    with pytest.raises(SystemExit):
+        main(["--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "run"), "--export",
+              str(tmp_path / "encoder.safetensors")])
+    assert "nowhere/train/points/manifest.jsonl does not exist" in capsys.readouterr().err

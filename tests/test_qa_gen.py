@@ -57,3 +57,14 @@ def test_real_data_records_get_caption_examples_without_templates(tmp_path):
     assert real == [{"sample": 0, "question": real[0]["question"], "answer": "A dog on a sofa.", "task": "caption",
                      "accepted": ["A dog on a sofa.", "A brown dog."]}]
     assert {"colour", "count", "caption"} <= {e["task"] for e in examples if e["sample"] == 1}
+
+
+def test_command_names_a_missing_manifest_as_a_usage_error(tmp_path, capsys):
+    import pytest
+
+    from train.qa_gen import main
+
+    with pytest.raises(SystemExit):
+        main(["--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "i"), "--split", "val",
+              "--modality", "audio"])
+    assert "nowhere/val/audio/manifest.jsonl does not exist; make the data first" in capsys.readouterr().err

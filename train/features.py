@@ -177,8 +177,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.INFO)
-    path = cache_features(args.data, args.out, args.split, args.modality, args.part_size, args.limit,
-                          args.points_encoder)
+    try:
+        path = cache_features(args.data, args.out, args.split, args.modality, args.part_size, args.limit,
+                              args.points_encoder)
+    except FileNotFoundError as error:  # no manifest, or no pre-trained 3D encoder
+        parser.error(str(error))
     print(path)
 
 

@@ -181,7 +181,10 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     encoder, head = PointGroupEncoder(), PretrainHead(PointGroupEncoder().width)
     cache = args.out / f"grouped-{args.train_clouds or 'all'}.pt"
-    splits = grouped_splits(args.data, cache, encoder, args.train_clouds)
+    try:
+        splits = grouped_splits(args.data, cache, encoder, args.train_clouds)
+    except FileNotFoundError as error:
+        parser.error(str(error))
     train = splits["train"]
     steps_per_epoch = math.ceil(len(train["grouped"]) / args.batch_size)
     parameters = list(encoder.parameters()) + list(head.parameters())

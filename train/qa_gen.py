@@ -158,7 +158,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    rows = manifest_rows(args.data, args.split, args.modality)
+    try:
+        rows = manifest_rows(args.data, args.split, args.modality)
+    except FileNotFoundError as error:
+        parser.error(str(error))
     examples = template_examples(rows, args.modality, args.seed, args.phrasings)
     target = args.out / args.split / f"{args.modality}.jsonl"
     tasks: dict[str, int] = {}
