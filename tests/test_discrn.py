@@ -395,3 +395,12 @@ def test_eval_discrn_scores_a_checkpoint_folder_that_holds_every_bridge_the_pair
     train.eval_discrn.main(command)
     assert loaded == {"checkpoint_dir": folder}
     assert json.loads((tmp_path / "out.json").read_text())["checkpoint_dir"] == str(folder)
+
+
+def test_a_kind_the_split_is_too_small_for_writes_no_file_at_all(tmp_path):
+    world = tmp_path / "world"
+    generate_world(str(world), {"test": 12}, ["points", "image"], progress=False)
+    generate_world(str(world), {"test": 1}, ["audio", "video"], progress=False)
+    with pytest.raises(ValueError, match="too small"):
+        generate_discrn(str(world), str(tmp_path / "pairs"), pairs_per_kind=2)
+    assert not (tmp_path / "pairs").exists() or not list((tmp_path / "pairs").iterdir())

@@ -201,17 +201,20 @@ def make_pairs(first_pool: list[SampleRecord], second_pool: list[SampleRecord], 
 
 def generate_discrn(world: str, out: str, split: str = "test", pairs_per_kind: int = 1000,
                     seed: int = 0) -> dict[str, int]:
-    """Write `{first}_{second}.json` per pair kind (a json list of pairs); returns the number written per file."""
-    os.makedirs(out, exist_ok=True)
-    written = {}
+    """Write `{first}_{second}.json` per pair kind (a json list of pairs); returns the number written per file.
+    Every kind is drawn before any file is written, so a kind the split is too small for leaves the folder as it was
+    (not one new file beside an older one), and each file is swapped in whole."""
+    from core.atomic import atomic_output
+
+    drawn = {}
     for kind in PAIR_KINDS:
         rng = np.random.default_rng([seed, PAIR_KINDS.index(kind)])
         pairs = make_pairs(load_split(world, split, kind[0]), load_split(world, split, kind[1]), pairs_per_kind, rng)
-        name = f"{kind[0]}_{kind[1]}.json"
-        with open(os.path.join(out, name), "w", encoding="utf-8") as handle:
-            json.dump([p.to_json() for p in pairs], handle, indent=1)
-        written[name] = len(pairs)
-    return written
+        drawn[f"{kind[0]}_{kind[1]}.json"] = pairs
+    for name, pairs in drawn.items():
+        with atomic_output(os.path.join(out, name)) as partial:
+            partial.write_text(json.dumps([p.to_json() for p in pairs], indent=1), encoding="utf-8")
+    return {name: len(pairs) for name, pairs in drawn.items()}
 
 
 # -------------------------------------------------------------------------------------- the reference json files
