@@ -68,3 +68,16 @@ def test_command_names_a_missing_manifest_as_a_usage_error(tmp_path, capsys):
         main(["--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "i"), "--split", "val",
               "--modality", "audio"])
     assert "nowhere/val/audio/manifest.jsonl does not exist; make the data first" in capsys.readouterr().err
+
+
+def test_help_gives_the_whole_first_paragraph_of_the_docstring(capsys):
+    import pytest
+
+    from train.qa_gen import main as qa_gen
+    from train.train_qformer import main as train_qformer
+
+    for main, ending in ((qa_gen, "kept only when an LLM round trip gives the answer back."),
+                         (train_qformer, "trained Q-Former) on cached features.")):
+        with pytest.raises(SystemExit):
+            main(["--help"])
+        assert ending in " ".join(capsys.readouterr().out.split())

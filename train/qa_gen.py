@@ -146,7 +146,7 @@ def llm_round_trip(rows: list[dict], indices: list[int], generate: ChatGenerator
 def main(argv: list[str] | None = None) -> None:
     from train.features import manifest_rows
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=Path("data/world"))
     parser.add_argument("--out", type=Path, default=Path("data/instructions"))
     parser.add_argument("--split", required=True, choices=["train", "val", "test"])

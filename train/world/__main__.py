@@ -1,4 +1,4 @@
-"""`python -m train.world --out data/world --train 2000 --val 200 --test 200 [--modalities image,audio] [--workers 2]`
+"""`python -m train.world --out data/world --train 6000 --val 100 --test 200 [--modalities image,audio] [--workers 2]`
 
 Makes the tiny-world data set with a progress bar; running it again completes an interrupted run.
 """
