@@ -376,6 +376,9 @@ def test_an_init_from_bridge_for_other_features_is_a_value_error_naming_it(tmp_p
     with pytest.raises(ValueError, match=r"init_from .*other_width.safetensors is not a bridge for these features"):
         BridgeTrainer(_config(tmp_path, features, instructions, init_from=str(other)), llm=llm,
                       qformer_tokenizer=qformer_tokenizer, settings=_settings())
+    with pytest.raises(FileNotFoundError, match=r"init_from .*absent.safetensors does not exist; run the config"):
+        BridgeTrainer(_config(tmp_path, features, instructions, init_from=str(tmp_path / "absent.safetensors")),
+                      llm=llm, qformer_tokenizer=qformer_tokenizer, settings=_settings())
 
 
 def test_training_a_finished_run_on_with_more_steps_records_where_it_had_ended(tmp_path, llm, qformer_tokenizer):

@@ -200,6 +200,9 @@ class BridgeTrainer:
         if config.init_from:
             from core.checkpoints import CheckpointError, load_checkpoint
 
+            if not Path(config.init_from).is_file():
+                raise FileNotFoundError(f"init_from {config.init_from} does not exist; run the config that writes it "
+                                        "first (a stage1 config, or the Q-Former run a CMAA starts from)")
             try:
                 load_checkpoint(bridge, Path(config.init_from))
             except CheckpointError as error:
