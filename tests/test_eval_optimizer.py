@@ -35,3 +35,24 @@ def test_a_bridge_of_another_modality_is_refused_before_the_model_is_built(tmp_p
     error = _refusal(["--modality", "image", "--features", str(features), "--instructions", str(instructions),
                       "--bridge", str(bridge), "--out", str(tmp_path / "out.json")], monkeypatch, capsys)
     assert "is a bridge for points, not image" in error
+
+
+def test_a_bridge_with_other_qformer_settings_than_the_presets_replaces_it_whole(tmp_path):
+    from types import SimpleNamespace
+
+    import torch
+
+    from core.checkpoints import save_checkpoint
+    from core.model import ModalityBridge
+    from core.qformer import QFormerSettings
+
+    trained = ModalityBridge(QFormerSettings(encoder_width=16, num_query_tokens=4), 32)
+    checkpoint = tmp_path / "image.safetensors"
+    save_checkpoint(trained, checkpoint, {"modality": "image", "qformer": trained.settings.to_dict(),
+                                          "trained": {"qformer": {}}})
+    model = SimpleNamespace(llm=SimpleNamespace(width=32),
+                            bridges={"image": ModalityBridge(QFormerSettings(encoder_width=24), 32)})
+    eval_optimizer.swap_bridge(model, "image", checkpoint)
+    swapped = model.bridges["image"]
+    assert swapped.settings.num_query_tokens == 4 and not swapped.training
+    assert torch.allclose(swapped.qformer.query_tokens, trained.qformer.query_tokens.half().float())

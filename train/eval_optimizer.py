@@ -137,6 +137,18 @@ def ias_by_correctness(records: list[dict]) -> dict:
     return {k: {"n": len(v), "mean_ias": round(statistics.fmean(v), 3) if v else None} for k, v in values.items()}
 
 
+def swap_bridge(model, modality: str, checkpoint: Path) -> None:
+    """Put the checkpoint's bridge in place of the preset's, built with the Q-Former settings it was trained with
+    (its encoder width, query count, joint passes), which need not be the preset's."""
+    from core.model import ModalityBridge
+    from core.qformer import QFormerSettings
+
+    settings = QFormerSettings(**json.loads(Path(checkpoint).with_suffix(".json").read_text())["qformer"])
+    bridge = ModalityBridge(settings, model.llm.width)
+    bridge.load_trained(checkpoint)
+    model.bridges[modality] = bridge.eval()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--modality", required=True, choices=["image", "video", "audio", "points"])
@@ -168,7 +180,7 @@ def main(argv: list[str] | None = None) -> None:
     model = preset.build(preset)
     bridge = args.bridge or preset.checkpoint_dir / f"{args.modality}.safetensors"
     if args.bridge:
-        model.bridges[args.modality].load_trained(args.bridge)
+        swap_bridge(model, args.modality, args.bridge)
     result = evaluate(model, args.modality, features, instructions, args.per_style, args.seed)
     result["bridge_checkpoint"] = str(bridge) if bridge.is_file() else None
     args.out.parent.mkdir(parents=True, exist_ok=True)
