@@ -395,3 +395,15 @@ def test_training_a_finished_run_on_with_more_steps_records_where_it_had_ended(t
     unfinished.train(stop_after=2)
     again = BridgeTrainer(_config(tmp_path, features, instructions, out=str(tmp_path / "cut"), steps=6), **common)
     assert again.try_resume() and again.config.continued_from == ()
+
+
+def test_a_state_saved_by_another_number_of_processes_is_not_resumed(tmp_path, llm, qformer_tokenizer):
+    features, instructions = _synthetic_set(tmp_path)
+    common = dict(llm=llm, qformer_tokenizer=qformer_tokenizer, settings=_settings())
+    BridgeTrainer(_config(tmp_path, features, instructions), **common).train(stop_after=2)
+    progress = tmp_path / "run" / "state" / "progress.json"
+    saved = json.loads(progress.read_text())
+    assert saved["processes"] == 1
+    progress.write_text(json.dumps({**saved, "processes": 2}))
+    with pytest.raises(ValueError, match="was trained by 2 processes, this run has 1"):
+        BridgeTrainer(_config(tmp_path, features, instructions), **common).try_resume()

@@ -267,7 +267,8 @@ class BridgeTrainer:
         acc.save_state(str(partial))
         acc.wait_for_everyone()
         if acc.is_main_process:
-            (partial / "progress.json").write_text(json.dumps({"step": self.step, "config": asdict(self.config)}))
+            (partial / "progress.json").write_text(json.dumps({"step": self.step, "config": asdict(self.config),
+                                                               "processes": acc.num_processes}))
             if state.exists():
                 state.rename(previous)
             partial.rename(state)
@@ -284,6 +285,11 @@ class BridgeTrainer:
             return False
         progress = json.loads((state / "progress.json").read_text())
         check_resumable(progress["config"], self.config, progress["step"], state)
+        saved_processes = progress.get("processes", self.accelerator.num_processes)  # older states did not say
+        if saved_processes != self.accelerator.num_processes:
+            raise ValueError(f"{state} was trained by {saved_processes} processes, this run has "
+                             f"{self.accelerator.num_processes}: each process draws its own examples of a step, so "
+                             f"resume with {saved_processes} (or use a new --out)")
         self.accelerator.load_state(str(state))
         self.step = progress["step"]
         self.config.continued_from = continued_ends(progress["config"], self.config, self.step)
