@@ -21,7 +21,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from core.atomic import atomic_output
 from train.templates import caption_prompt, template_qa
