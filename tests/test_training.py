@@ -407,3 +407,12 @@ def test_a_state_saved_by_another_number_of_processes_is_not_resumed(tmp_path, l
     progress.write_text(json.dumps({**saved, "processes": 2}))
     with pytest.raises(ValueError, match="was trained by 2 processes, this run has 1"):
         BridgeTrainer(_config(tmp_path, features, instructions), **common).try_resume()
+
+
+def test_instructions_for_more_samples_than_the_features_say_how_they_must_match(tmp_path):
+    from train.train_qformer import load_instructions
+
+    instructions = tmp_path / "i.jsonl"
+    instructions.write_text(json.dumps({"sample": 5, "question": "Q?", "answer": "a", "task": "colour"}) + "\n")
+    with pytest.raises(ValueError, match=r"sample 5 but the features hold 5; .*same manifest .*without --limit"):
+        load_instructions(instructions, 5)

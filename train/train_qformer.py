@@ -132,7 +132,8 @@ def load_instructions(path: Path, num_samples: int) -> list[dict]:
         raise ValueError(f"{path} holds no instruction examples")
     bad = [r for r in rows if not 0 <= r["sample"] < num_samples]
     if bad:
-        raise ValueError(f"{path}: example for sample {bad[0]['sample']} but the features hold {num_samples}")
+        raise ValueError(f"{path}: example for sample {bad[0]['sample']} but the features hold {num_samples}; the "
+                         "features and instructions must come from the same manifest (train.features without --limit)")
     return rows
 
 
