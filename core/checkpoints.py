@@ -35,14 +35,15 @@ def save_checkpoint(module: nn.Module, path: Path, config: dict, dtype: torch.dt
 
 
 def load_checkpoint(module: nn.Module, path: Path, required: tuple[str, ...] = ()) -> dict:
-    """Load trained tensors into `module`; return the JSON config. Raises CheckpointError naming the first misfit.
+    """Load trained tensors into `module`; return the JSON config. Raises CheckpointError naming the first misfit
+    (FileNotFoundError when there is no file, so callers that handle missing files handle this one too).
 
     `required`: name prefixes ("" for all) whose trainable parameters the file must hold, so a truncated or older
     file is refused instead of leaving part of the module at its random initialisation. Files that hold only some
     parts on purpose (warm starts, one projection of a bridge) are loaded without it."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
     stored = load_file(str(path))
     parameters = dict(module.named_parameters())
     for name, tensor in stored.items():

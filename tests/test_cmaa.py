@@ -81,7 +81,7 @@ def test_switching_cmaa_on_without_weights_says_so(tiny_pipeline, tmp_path, monk
         model.media_tokens("image", encoded, "What colour is it?", GenerationSettings(cmaa=True))
 
 
-def test_preset_loads_cmaa_and_it_changes_the_media_tokens(tmp_path):
+def test_preset_loads_cmaa_and_it_changes_the_media_tokens(tmp_path, caplog):
     from core.media import load_image
     from core.presets import get_preset
 
@@ -89,6 +89,7 @@ def test_preset_loads_cmaa_and_it_changes_the_media_tokens(tmp_path):
     save_checkpoint(cmaa, tmp_path / "image_cmaa.safetensors", cmaa.config())
     preset = get_preset("tiny", checkpoint_dir=tmp_path)
     model = preset.build(preset)
+    assert "no pre-trained 3D encoder" in caplog.text  # the folder holds no points_encoder.safetensors either
     assert model.bridges["image"].cmaa is not None and model.bridges["audio"].cmaa is None
     encoded = model.encode("image", load_image(str(make_image(tmp_path / "x.png"))))
     with torch.no_grad():

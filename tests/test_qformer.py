@@ -63,6 +63,14 @@ def test_checkpoint_with_the_wrong_shape_is_refused(tmp_path):
         raise AssertionError("a mismatched checkpoint was accepted")
 
 
+def test_a_missing_checkpoint_is_a_file_not_found_error(tmp_path):
+    import pytest
+
+    with pytest.raises(FileNotFoundError, match="none.safetensors does not exist"):
+        load_checkpoint(ModalityBridge(QFormerSettings(encoder_width=32, num_query_tokens=4), 48),
+                        tmp_path / "none.safetensors")
+
+
 def test_linear_baseline_pools_real_tokens_to_the_query_count():
     baseline = LinearProjectionBaseline(encoder_width=16, llm_width=24, num_tokens=4)
     tokens = torch.randn(2, 12, 16)

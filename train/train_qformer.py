@@ -450,6 +450,10 @@ def check_resumable(saved: dict, config: TrainConfig, step: int, state: Path) ->
                          f"state to start over")
     if step > config.steps:
         raise ValueError(f"{state} is at step {step}, past steps={config.steps}")
+    if step < saved["steps"] != config.steps:
+        raise ValueError(f"{state} is at step {step} of a run set to {saved['steps']} steps, whose learning-rate "
+                         f"cosine is laid out for that end: finish it first (--steps {saved['steps']}), then a rerun "
+                         f"with more steps continues it with the schedule recorded; or use a new --out")
 
 
 def continued_ends(saved: dict, config: TrainConfig, step: int) -> tuple[int, ...]:

@@ -47,6 +47,8 @@ def build_tiny(preset: Preset):
         points.requires_grad_(True)
         load_checkpoint(points, encoder_path, required=("",))
         points.requires_grad_(False)
+    else:  # its features would mean nothing to a trained 3D bridge
+        log.warning("no pre-trained 3D encoder at %s: 3D inputs go through an untrained point encoder", encoder_path)
     widths = {"image": image.token_width("image" in MID_LEVEL_FEATURES),
               "video": image.token_width("video" in MID_LEVEL_FEATURES), "audio": audio.width, "points": points.width}
     bridges = {}
