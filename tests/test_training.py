@@ -411,7 +411,23 @@ def test_instructions_for_more_samples_than_the_features_say_how_they_must_match
     instructions = tmp_path / "i.jsonl"
     instructions.write_text(json.dumps({"sample": 5, "question": "Q?", "answer": "a", "task": "colour"}) + "\n")
     with pytest.raises(ValueError, match=r"sample 5 but the features hold 5; .*same manifest .*without --limit"):
-        load_instructions(instructions, 5)
+        load_instructions(instructions, [{"sample_id": f"s{i}"} for i in range(5)])
+
+
+def test_instructions_made_from_another_manifest_of_the_same_size_are_refused(tmp_path):
+    from train.features import manifest_rows
+    from train.qa_gen import main as qa_gen
+    from train.train_qformer import load_instructions
+    from train.world.dataset import generate_world
+
+    for seed in (0, 1):
+        generate_world(str(tmp_path / f"world{seed}"), {"train": 2}, ["image"], world_seed=seed, progress=False)
+    qa_gen(["--data", str(tmp_path / "world0"), "--out", str(tmp_path / "instructions"), "--split", "train",
+            "--modality", "image"])
+    instructions = tmp_path / "instructions" / "train" / "image.jsonl"
+    assert load_instructions(instructions, manifest_rows(tmp_path / "world0", "train", "image"))
+    with pytest.raises(ValueError, match="sample 0 .*another manifest row"):
+        load_instructions(instructions, manifest_rows(tmp_path / "world1", "train", "image"))
 
 
 def test_an_unfinished_run_is_not_resumed_under_another_step_count(tmp_path, llm, qformer_tokenizer):

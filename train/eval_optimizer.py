@@ -95,7 +95,7 @@ def evaluate(model, modality: str, features: Path, instructions: Path, per_style
 
     started = time.perf_counter()
     tokens, mask, rows = load_features(features)
-    items = degraded_set(load_instructions(instructions, len(rows)), per_style, seed)
+    items = degraded_set(load_instructions(instructions, rows), per_style, seed)
     settings = GenerationSettings(max_new_tokens=8, repetition_penalty=1.0, seed=seed)
     optimizer = InstructionOptimizer(model)
     records = []

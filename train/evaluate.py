@@ -108,7 +108,7 @@ def evaluate(modality: str, checkpoint: Path, features: Path, instructions: Path
     stored = bridge_config(checkpoint, modality, projection)
     tokens, mask, rows = load_features(features)
     check_feature_modality(rows, modality, features)
-    examples = load_instructions(instructions, len(rows))
+    examples = load_instructions(instructions, rows)
     unknown = sorted(set(tasks or ()) - {e["task"] for e in examples})
     if unknown:
         raise ValueError(f"{instructions} has no {', '.join(unknown)} questions; its tasks are "

@@ -7,8 +7,8 @@ The LLM round trip follows the reference (which used flan-t5-xxl) with the LLM o
   3. round trip:   answer the question from the caption; keep the pair when the fuzzy ratio with the answer > 90.
 Each step's count is written to `<out>.llm_report.json`.
 
-Output: one JSON line per example, {"sample", "question", "answer", "task", "accepted"}; `sample` indexes the
-split's manifest (and so the cached features' rows).
+Output: one JSON line per example, {"sample", "sample_digest", "question", "answer", "task", "accepted"}; `sample`
+indexes the split's manifest (and so the cached features' rows), `sample_digest` is that row's `row_digest`.
 
     python -m train.qa_gen --split train --modality image [--llm-captions 100]
 """
@@ -24,7 +24,7 @@ import torch
 
 from core.atomic import atomic_output
 from train.templates import caption_prompt, template_qa
-from train.world.records import write_jsonl
+from train.world.records import row_digest, write_jsonl
 
 ANSWER_PROMPT = "Generate a potential answer word from the following text: {caption}"
 QUESTION_PROMPT = "Generate a question for the answer using the context. Context: {caption} Answer: {answer} Question:"
@@ -180,6 +180,8 @@ def main(argv: list[str] | None = None) -> None:
             partial.write_text(json.dumps(report, indent=2) + "\n")
         print("LLM round trip:", report)
         examples += kept
+    for example in examples:  # lets training refuse features cached from another manifest
+        example["sample_digest"] = row_digest(rows[example["sample"]])
     write_jsonl(target, examples)
     print(target)
 

@@ -30,7 +30,7 @@ from tqdm import tqdm
 from core.atomic import atomic_output
 from core.model import ModalityBridge
 from core.qformer import QFormerSettings
-from train.world.records import read_jsonl
+from train.world.records import read_jsonl, row_digest
 
 log = logging.getLogger("train")
 
@@ -126,15 +126,22 @@ class TrainConfig:
             raise ValueError(f"{path}: {error}") from None
 
 
-def load_instructions(path: Path, num_samples: int) -> list[dict]:
-    rows = read_jsonl(path)
-    if not rows:
+def load_instructions(path: Path, rows: list[dict]) -> list[dict]:
+    """The instruction examples for the cached features' `rows`, refused when they were made from another manifest
+    (an index past the features, or, for files that record it, another row's digest at the same index)."""
+    examples = read_jsonl(path)
+    if not examples:
         raise ValueError(f"{path} holds no instruction examples")
-    bad = [r for r in rows if not 0 <= r["sample"] < num_samples]
+    bad = [e for e in examples if not 0 <= e["sample"] < len(rows)]
     if bad:
-        raise ValueError(f"{path}: example for sample {bad[0]['sample']} but the features hold {num_samples}; the "
+        raise ValueError(f"{path}: example for sample {bad[0]['sample']} but the features hold {len(rows)}; the "
                          "features and instructions must come from the same manifest (train.features without --limit)")
-    return rows
+    other = [e for e in examples if "sample_digest" in e and e["sample_digest"] != row_digest(rows[e["sample"]])]
+    if other:
+        raise ValueError(f"{path}: its examples for sample {other[0]['sample']} (and {len(other) - 1} more) were made "
+                         "from another manifest row than the features'; make the features and the instructions "
+                         "from the same manifest")
+    return examples
 
 
 def check_feature_modality(rows: list[dict], modality: str, features) -> None:
@@ -172,7 +179,7 @@ class BridgeTrainer:
         set_seed(config.seed)
         self.tokens, self.mask, self.rows = load_features(Path(config.features))
         check_feature_modality(self.rows, config.modality, config.features)
-        self.examples = load_instructions(Path(config.instructions), len(self.rows))
+        self.examples = load_instructions(Path(config.instructions), self.rows)
         if config.train_samples is not None:
             if not 0 < config.train_samples <= len(self.rows):
                 raise ValueError(f"train_samples={config.train_samples}, but {config.features} holds "

@@ -6,6 +6,7 @@ a manifest gives back usable paths.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -58,6 +59,13 @@ def write_jsonl(path, rows: list[dict]) -> None:
     with atomic_output(path) as partial, open(partial, "w", encoding="utf-8") as handle:
         for row in rows:
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def row_digest(row: dict) -> str:
+    """A short digest of a manifest row's content (not its path, which moves with the data set): instruction
+    examples carry it, so training can tell features of another manifest from their own, even at the same ids."""
+    content = {key: value for key, value in row.items() if key != "path"}
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def read_jsonl(path) -> list[dict]:
