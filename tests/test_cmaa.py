@@ -109,7 +109,8 @@ def test_training_moves_only_cmaa_and_lowers_the_loss(tiny_pipeline, tmp_path):
 
     from core.model import ModalityBridge
     from core.qformer import QFormerSettings
-    from train.train_qformer import BridgeTrainer, TrainConfig
+    from train.train_config import TrainConfig
+    from train.train_qformer import BridgeTrainer
 
     torch.manual_seed(0)
     settings = QFormerSettings(encoder_width=32, num_query_tokens=4)
@@ -147,7 +148,7 @@ def test_training_moves_only_cmaa_and_lowers_the_loss(tiny_pipeline, tmp_path):
 
 
 def test_cmaa_config_needs_a_trained_qformer_to_sit_on(tmp_path):
-    from train.train_qformer import TrainConfig
+    from train.train_config import TrainConfig
 
     with pytest.raises(ValueError, match="init_from"):
         TrainConfig(modality="image", features="f", instructions="i", out="o", cmaa=True)

@@ -8,22 +8,23 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from train.train_qformer import BridgeTrainer, TrainConfig, example_indices
+from train.train_config import TrainConfig
+from train.train_qformer import BridgeTrainer, example_indices
 
 
 @pytest.fixture(scope="module")
 def llm():
-    from train.train_qformer import _load_tiny_llm
+    from train.frozen_models import load_tiny_llm
 
     torch.set_num_threads(2)
-    return _load_tiny_llm()
+    return load_tiny_llm()
 
 
 @pytest.fixture(scope="module")
 def qformer_tokenizer():
-    from train.train_qformer import _load_qformer_tokenizer
+    from train.frozen_models import load_qformer_tokenizer
 
-    return _load_qformer_tokenizer()
+    return load_qformer_tokenizer()
 
 
 def _synthetic_set(folder, samples: int = 6, passes: int = 2, tokens: int = 5, width: int = 32):
@@ -123,7 +124,7 @@ def test_two_steps_then_resume_gives_the_same_step_and_loss_trajectory(tmp_path,
 
 
 def test_caption_targets_are_the_content_words_padded_with_a_full_stop_and_exact_embeddings_score_best(llm):
-    from train.train_qformer import caption_embedding_loss, caption_target_ids
+    from train.word_targets import caption_embedding_loss, caption_target_ids
 
     tokenizer = llm.tokenizer
     ids = caption_target_ids(tokenizer, ["Two large red squares on the left.", "a " + "very " * 20 + "long"], 6)
@@ -138,7 +139,7 @@ def test_caption_targets_are_the_content_words_padded_with_a_full_stop_and_exact
 
 
 def test_answer_embedding_targets_put_the_answer_first_and_keep_captions_alone():
-    from train.train_qformer import word_target_text
+    from train.word_targets import word_target_text
 
     question = {"task": "colour", "answer": "red", "question": "What color is the cube?"}
     caption_task = {"task": "caption", "answer": "a red cube", "question": "Describe the image."}
@@ -201,9 +202,9 @@ def test_train_samples_keeps_the_first_samples_examples_and_refuses_more_than_th
 
 
 def test_the_cosine_ends_at_each_earlier_end_then_stretches_to_the_next(tmp_path):
-    from train.train_qformer import _warmup_cosine
+    from train.train_config import warmup_cosine
 
-    once, continued = _warmup_cosine(2, (10,)), _warmup_cosine(2, (10, 20))
+    once, continued = warmup_cosine(2, (10,)), warmup_cosine(2, (10, 20))
     assert [continued(s) for s in range(11)] == [once(s) for s in range(11)]
     assert continued(10) == pytest.approx(0.1)
     assert continued(11) > 0.5 and continued(20) == pytest.approx(0.1)
@@ -280,7 +281,7 @@ def test_the_learning_rate_schedule_counts_optimizer_steps_whatever_the_number_o
         tmp_path, llm, qformer_tokenizer, monkeypatch):
     import accelerate.scheduler
 
-    from train.train_qformer import _warmup_cosine
+    from train.train_config import warmup_cosine
 
     class TwoProcesses:  # what AcceleratorState reports under `accelerate launch --num_processes 2`
         num_processes = 2
@@ -290,7 +291,7 @@ def test_the_learning_rate_schedule_counts_optimizer_steps_whatever_the_number_o
     config = _config(tmp_path, features, instructions, steps=6, warmup_steps=2, grad_accum=2)
     trainer = BridgeTrainer(config, llm=llm, qformer_tokenizer=qformer_tokenizer, settings=_settings())
     trainer.train(stop_after=3)
-    assert trainer.scheduler.get_last_lr()[0] == pytest.approx(config.lr * _warmup_cosine(2, (6,))(3))
+    assert trainer.scheduler.get_last_lr()[0] == pytest.approx(config.lr * warmup_cosine(2, (6,))(3))
 
 
 def test_a_resumed_run_logs_each_step_once(tmp_path, llm, qformer_tokenizer):
@@ -336,7 +337,7 @@ def test_two_cpu_processes_split_each_step_and_keep_the_schedule(tmp_path):
     import subprocess
     import sys
 
-    from train.train_qformer import _warmup_cosine
+    from train.train_config import warmup_cosine
 
     features, instructions = _synthetic_set(tmp_path)
     config = tmp_path / "config.json"
@@ -350,7 +351,7 @@ def test_two_cpu_processes_split_each_step_and_keep_the_schedule(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     lines = [line.split() for line in (tmp_path / "run" / "train.log").read_text().splitlines() if " loss " in line]
     assert [int(words[2]) for words in lines] == [1, 2, 3]  # logged once, by the main process
-    schedule = _warmup_cosine(1, (3,))
+    schedule = warmup_cosine(1, (3,))
     assert [float(words[6]) for words in lines] == pytest.approx([1e-3 * schedule(s) for s in (1, 2, 3)], rel=1e-2)
     assert (tmp_path / "audio.safetensors").is_file()
     assert sorted(p.name for p in (tmp_path / "run" / "state").glob("random_states_*")) == [

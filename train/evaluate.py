@@ -101,8 +101,8 @@ def evaluate(modality: str, checkpoint: Path, features: Path, instructions: Path
     from core.qformer import QFormerSettings
     from train.features import load_features
     from train.prefix_llm import PrefixCachedLLM, PromptTemplate
-    from train.train_qformer import (_load_qformer_tokenizer, _load_tiny_llm, bridge_media_tokens,
-                                     check_feature_modality, load_instructions)
+    from train.frozen_models import load_qformer_tokenizer, load_tiny_llm
+    from train.train_qformer import bridge_media_tokens, check_feature_modality, load_instructions
 
     started = time.perf_counter()
     stored = bridge_config(checkpoint, modality, projection)
@@ -114,8 +114,8 @@ def evaluate(modality: str, checkpoint: Path, features: Path, instructions: Path
         raise ValueError(f"{instructions} has no {', '.join(unknown)} questions; its tasks are "
                          f"{', '.join(sorted({e['task'] for e in examples}))}")
     examples = pick_examples([e for e in examples if tasks is None or e["task"] in tasks], per_property, seed)
-    llm = llm or _load_tiny_llm()
-    qformer_tokenizer = qformer_tokenizer or _load_qformer_tokenizer()
+    llm = llm or load_tiny_llm()
+    qformer_tokenizer = qformer_tokenizer or load_qformer_tokenizer()
     settings = QFormerSettings(**stored["qformer"])
     bridge = ModalityBridge(settings, llm.width)
     bridge.load_trained(checkpoint)

@@ -171,10 +171,10 @@ def main(argv: list[str] | None = None) -> None:
           + (f"; {untemplated} samples without tiny-world properties get caption examples only (no templates)"
              if untemplated else ""))
     if args.llm_captions:
-        from train.train_qformer import _load_tiny_llm
+        from train.frozen_models import load_tiny_llm
 
         indices = list(range(min(args.llm_captions, len(rows))))
-        kept, report = llm_round_trip(rows, indices, ChatGenerator(_load_tiny_llm()))
+        kept, report = llm_round_trip(rows, indices, ChatGenerator(load_tiny_llm()))
         write_jsonl(target.with_suffix(".llm.jsonl"), kept)
         with atomic_output(target.with_suffix(".llm_report.json")) as partial:
             partial.write_text(json.dumps(report, indent=2) + "\n")

@@ -2,8 +2,8 @@
 trained Q-Former) on cached features.
 
 Encoders and LLM stay frozen; the loss is on answer tokens only; captioning and QA examples are mixed as the
-instruction file mixes them. `accelerate launch` scales the same script to many GPUs (each process takes its own
-slice of every step's examples); on one CPU it runs as is. Every `checkpoint_every` steps the full training state
+instruction file mixes them. `accelerate launch` scales the same script to many GPUs (each process draws its own
+batch of every step's examples); on one CPU it runs as is. Every `checkpoint_every` steps the full training state
 (weights, optimizer, scheduler, RNG, step) is saved to `<out>/state`, and a rerun of the same command resumes from
 it exactly: the examples of a step are a pure function of (seed, step), so nothing is repeated or skipped.
 
@@ -14,116 +14,26 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import re
 import shutil
 import time
-from dataclasses import MISSING, asdict, dataclass, fields
+from dataclasses import asdict
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 import torch
-from torch import nn
 from tqdm import tqdm
 
 from core.atomic import atomic_output
 from core.model import ModalityBridge
 from core.qformer import QFormerSettings
+from train.frozen_models import load_qformer_tokenizer, load_tiny_llm
+from train.train_config import TrainConfig, check_resumable, continued_ends, warmup_cosine
+from train.word_targets import WORD_OBJECTIVES, caption_embedding_loss, caption_target_ids, word_target_text
 from train.world.records import read_jsonl, row_digest
 
 log = logging.getLogger("train")
-
-
-@dataclass
-class TrainConfig:
-    modality: str
-    features: str
-    """Cached features of the training split (train/features.py)."""
-    instructions: str
-    """Instruction examples for those features (train/qa_gen.py)."""
-    out: str
-    train_samples: Optional[int] = None
-    """Train on the first N samples of the features only: the shipped image bridges learn from the first 6,000
-    pictures even when the set holds more (the larger-set experiment of train/RESULTS.md)."""
-    projection: str = "qformer"
-    objective: str = "answer"
-    """"answer": cross-entropy on the answer tokens through the frozen LLM (the paper's loss).
-    "caption_embedding": a cheap warm start without the LLM: the media tokens regress the LLM's own input
-    embeddings of the caption's content words (see `caption_target_ids`), so the LLM reads them like text.
-    "answer_embedding": the same, conditioned on the question: the answer's words come first, then the caption's
-    (captioning examples keep the caption alone), so the Q-Former learns to pick what the question asks for."""
-    init_from: Optional[str] = None
-    """A bridge checkpoint to start from (e.g. the caption_embedding stage's export)."""
-    export: Optional[str] = None
-    """Where the finished bridge goes (merged with what that file already holds for the other projection)."""
-    cmaa: bool = False
-    """Train only a new Cross-Modal Alignment Attention (VisLingInstruct) on the frozen `init_from` bridge's
-    Q-Former tokens; the export is then the CMAA file alone (`<modality>_cmaa.safetensors`)."""
-    cmaa_hidden: Optional[int] = None
-    """CMAA's hidden width (default: the LLM width)."""
-    steps: int = 200
-    continued_from: tuple[int, ...] = ()
-    """Steps at which this run once ended and was resumed with a larger `steps`: the cosine ran over each of these
-    ends in turn, then over `steps` (each resume stretches it to the new end). Lets one config reproduce a run that
-    was trained on after it finished."""
-    batch_size: int = 16
-    grad_accum: int = 1
-    lr: float = 3e-4
-    weight_decay: float = 0.01
-    warmup_steps: int = 10
-    checkpoint_every: int = 25
-    seed: int = 0
-    prefix_cues: bool = True
-    prompt_style: str = "chat_template"
-    num_query_tokens: int = 8
-    joint_passes: bool = False
-    """One Q-Former pass over all of a sample's passes (video frames); see QFormerSettings.joint_passes."""
-    mixed_precision: str = "no"
-    snapshot_steps: tuple[int, ...] = ()
-    """Steps whose bridge is also kept as `<out>/step_<n>.safetensors` (for learning curves and ablations at an
-    equal budget)."""
-    max_minutes: Optional[float] = None
-    """Stop (after saving) once this much wall time has passed in this run; a rerun continues."""
-
-    def __post_init__(self) -> None:
-        for name in ("steps", "batch_size", "grad_accum", "checkpoint_every"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a whole number >= 1, not {getattr(self, name)!r}")
-        if self.objective not in ("answer", *WORD_OBJECTIVES):
-            raise ValueError(f"objective must be answer, {' or '.join(WORD_OBJECTIVES)}, not {self.objective!r}")
-        if list(self.continued_from) != sorted(set(self.continued_from)) or any(
-                not 0 < end < self.steps for end in self.continued_from):
-            raise ValueError(f"continued_from must be increasing steps below steps={self.steps}, "
-                             f"not {list(self.continued_from)}")
-        if self.cmaa and (self.projection != "qformer" or not self.init_from or self.objective != "answer"):
-            raise ValueError("CMAA trains with the answer loss on a trained Q-Former: set projection qformer, "
-                             "objective answer and init_from the bridge checkpoint")
-
-    @classmethod
-    def from_json(cls, path: Path, **overrides) -> "TrainConfig":
-        """The config file's values, with the command line's non-None overrides on top; every problem with the
-        file (missing, not JSON, unknown or missing keys, bad values) is a ValueError that names it."""
-        try:
-            values = json.loads(Path(path).read_text(encoding="utf-8-sig"))
-        except OSError as error:
-            raise ValueError(f"cannot read the config {path}: {error.strerror or error}") from None
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path} is not valid JSON: {error}") from None
-        if not isinstance(values, dict):
-            raise ValueError(f"{path} must hold a JSON object of config keys")
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"{path}: unknown config keys {sorted(unknown)}")
-        missing = [f.name for f in fields(cls) if f.name not in values and f.default is MISSING]
-        if missing:
-            raise ValueError(f"{path}: missing config keys {missing}")
-        try:
-            return cls(**values)
-        except ValueError as error:
-            raise ValueError(f"{path}: {error}") from None
 
 
 def load_instructions(path: Path, rows: list[dict]) -> list[dict]:
@@ -186,9 +96,9 @@ class BridgeTrainer:
                                  f"{len(self.rows)} samples")
             self.examples = [e for e in self.examples if e["sample"] < config.train_samples]
             self.rows = self.rows[:config.train_samples]
-        self.llm = llm or _load_tiny_llm()
+        self.llm = llm or load_tiny_llm()
         self.llm.model.to(self.accelerator.device)
-        self.qformer_tokenizer = qformer_tokenizer or _load_qformer_tokenizer()
+        self.qformer_tokenizer = qformer_tokenizer or load_qformer_tokenizer()
         tokenizer = self.llm.tokenizer
         template = PromptTemplate.for_modality(tokenizer, config.modality, config.prefix_cues, config.prompt_style)
         self.runner = PrefixCachedLLM(self.llm, template)
@@ -218,7 +128,7 @@ class BridgeTrainer:
                                  f"settings ({error})") from None
         parameters = [p for p in bridge.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
-        schedule = _warmup_cosine(config.warmup_steps, (*config.continued_from, config.steps))
+        schedule = warmup_cosine(config.warmup_steps, (*config.continued_from, config.steps))
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
         self.bridge, self.optimizer, self.scheduler = self.accelerator.prepare(bridge, optimizer, scheduler)
         self.word_vocabulary = caption_target_ids(
@@ -441,38 +351,6 @@ def recover_state(out: Path) -> None:
     shutil.rmtree(previous, ignore_errors=True)
 
 
-RESUMABLE_CHANGES = ("out", "steps", "continued_from", "max_minutes", "snapshot_steps", "checkpoint_every", "export")
-"""Config keys a resumed run may change: how long it runs and what it keeps on the way, not what it learns (`out`
-is where the state was found, however the command spelled it)."""
-
-
-def check_resumable(saved: dict, config: TrainConfig, step: int, state: Path) -> None:
-    """Refuse to resume a saved state under a config that trains something else, so an edit to the config file
-    (or a second config sharing its `out`) cannot silently continue another run."""
-    current = json.loads(json.dumps(asdict(config)))  # tuples as JSON lists, like the saved copy
-    changed = sorted(k for k in saved if k in current and k not in RESUMABLE_CHANGES and saved[k] != current[k])
-    if changed:
-        details = ", ".join(f"{k}: {saved[k]!r} -> {current[k]!r}" for k in changed)
-        raise ValueError(f"{state} was trained with another config ({details}); use a new --out, or delete the "
-                         f"state to start over")
-    if step > config.steps:
-        raise ValueError(f"{state} is at step {step}, past steps={config.steps}")
-    if step < saved["steps"] != config.steps:
-        raise ValueError(f"{state} is at step {step} of a run set to {saved['steps']} steps, whose learning-rate "
-                         f"cosine is laid out for that end: finish it first (--steps {saved['steps']}), then a rerun "
-                         f"with more steps continues it with the schedule recorded; or use a new --out")
-
-
-def continued_ends(saved: dict, config: TrainConfig, step: int) -> tuple[int, ...]:
-    """The `continued_from` this resumed run has trained under: the saved run's ends and the config's, plus the saved
-    run's own end when it had finished and `steps` now goes past it, so the state and the export record a schedule
-    that a fresh run of their config reproduces (a `--steps` override alone would record none)."""
-    ends = {*saved.get("continued_from", ()), *config.continued_from}
-    if step == saved["steps"] < config.steps:
-        ends.add(step)
-    return tuple(sorted(ends))
-
-
 def bridge_media_tokens(bridge: ModalityBridge, qformer_tokenizer, tokens: torch.Tensor, mask: torch.Tensor,
                         questions: list[str], projection: str, device: torch.device, cmaa_llm=None) -> torch.Tensor:
     """Cached features (B, passes, T, W) -> LLM-width media tokens (B, passes * queries, width), one question each;
@@ -488,45 +366,6 @@ def bridge_media_tokens(bridge: ModalityBridge, qformer_tokenizer, tokens: torch
     return out.tokens
 
 
-WORD_OBJECTIVES = ("caption_embedding", "answer_embedding")
-
-
-def word_target_text(example: dict, caption: str, objective: str) -> str:
-    """What the media tokens of a word-embedding warm start should read as: the caption, with the answer first
-    for a question (answer_embedding), since the LLM answers most readily from a context that states it."""
-    if objective == "answer_embedding" and example["task"] != "caption":
-        return f"{example['answer']} {caption}"
-    return caption
-
-
-FILLER_WORDS = frozenset({"a", "an", "the", "on", "at", "in", "and", "of", "with", "to"})
-
-
-def caption_target_ids(tokenizer, captions: list[str], length: int) -> torch.Tensor:
-    """(B, length) LLM token ids of each caption's content words ("two large black circles right small white car
-    bottom"), cut or padded with "." to `length` tokens."""
-    filler = tokenizer(".", add_special_tokens=False).input_ids[0]
-    rows = []
-    for caption in captions:
-        words = " ".join(w for w in caption.lower().strip(" .").split() if w not in FILLER_WORDS)
-        ids = tokenizer(" " + words, add_special_tokens=False).input_ids[:length]
-        rows.append(ids + [filler] * (length - len(ids)))
-    return torch.tensor(rows)
-
-
-def caption_embedding_loss(llm, media: torch.Tensor, target_ids: torch.Tensor, vocabulary: torch.Tensor) -> torch.Tensor:
-    """Make each media token read as its target word: cross-entropy of the token's dot products with the input
-    embeddings of the captions' vocabulary (as a tied LM head reads it; plain regression drifts to an average
-    word; the vocabulary rather than all 49k tokens keeps it cheap), plus a mean squared error, relative to the
-    embeddings' variance, that keeps it at the scale of a real word embedding."""
-    table = llm.model.get_input_embeddings().weight
-    target = table[target_ids].float()
-    logits = media @ table[vocabulary].float().T
-    classes = torch.searchsorted(vocabulary, target_ids)
-    classify = nn.functional.cross_entropy(logits.flatten(0, 1), classes.flatten())
-    return classify + (media - target).pow(2).mean() / target.var()
-
-
 def trained_prefixes(projection: str, cmaa: bool = False) -> tuple[str, ...]:
     """Parameter-name prefixes of the bridge that a run trains: the baseline, the Q-Former with its projection, or
     CMAA alone."""
@@ -535,34 +374,6 @@ def trained_prefixes(projection: str, cmaa: bool = False) -> tuple[str, ...]:
     if projection not in ("qformer", "linear"):
         raise ValueError(f"projection must be qformer or linear, not {projection!r}")
     return ModalityBridge.PART_PREFIXES[projection]
-
-
-def _warmup_cosine(warmup: int, ends: tuple[int, ...]):
-    """Linear warm-up, then a cosine down to 10% that ends at the first of `ends` not yet passed (the learning
-    rate for step s + 1 is set after step s, so the step at an end still belongs to that end's cosine)."""
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        total = next((end for end in ends if step <= end), ends[-1])
-        progress = (step - warmup) / max(1, total - warmup)
-        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-    return factor
-
-
-def _load_tiny_llm():
-    from core.llm import gguf_safetensors_cache, load_llm
-    from core.sources import cache_dir, smollm2_gguf
-
-    return load_llm(gguf_safetensors_cache(smollm2_gguf(), cache_dir() / "llm"))
-
-
-def _load_qformer_tokenizer():
-    from transformers import AutoTokenizer
-
-    from core.sources import minilm_folder
-
-    return AutoTokenizer.from_pretrained(str(minilm_folder()))
 
 
 def main(argv: list[str] | None = None) -> None:
