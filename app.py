@@ -27,17 +27,33 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "the app names the presets that can run here if this one cannot")
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
                         help="address to serve on (env GRADIO_SERVER_NAME; default %(default)s)")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+    # a string default goes through `type` too, so a bad GRADIO_SERVER_PORT is a usage error like a bad --port
+    parser.add_argument("--port", type=port_number, default=os.environ.get("GRADIO_SERVER_PORT", "7860"),
                         help="port to serve on (env GRADIO_SERVER_PORT; default %(default)s)")
     return parser.parse_args(argv)
 
 
+def port_number(text: str) -> int:
+    """A TCP port, 1 to 65535 (a socket refuses others with an OverflowError traceback)."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number from 1 to 65535")
+    return port
+
+
 def ensure_port_free(host: str, port: int) -> None:
     """Refuse a taken address before the preset loads (seconds of work), with the app's own option to change it;
-    Gradio's message at launch names `launch()`'s parameter and ends in a traceback."""
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+    Gradio's message at launch names `launch()`'s parameter and ends in a traceback. The probe binds as the
+    server will (SO_REUSEADDR, an IPv6 address with or without brackets), so a port left in TIME_WAIT by an app
+    just stopped is not refused."""
+    address = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    with socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            probe.bind((host, port))
+            probe.bind((address, port))
         except OSError as e:
             raise SystemExit(f"Cannot serve on {host}:{port} ({e.strerror or e}); is the app already running "
                              f"there? Choose another address with --port / --host.") from None
