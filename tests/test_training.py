@@ -358,6 +358,43 @@ def test_two_cpu_processes_split_each_step_and_keep_the_schedule(tmp_path):
         "random_states_0.pkl", "random_states_1.pkl"]
 
 
+def test_two_processes_whose_clocks_disagree_stop_for_max_minutes_together(tmp_path):
+    """Each process times its own run: when only rank 0 is out of time, rank 1 must stop with it (alone, rank 0
+    waits in save_state while rank 1 waits in its next step's gradient sync, and both hang)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    features, instructions = _synthetic_set(tmp_path)
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(dict(modality="audio", features=str(features), instructions=str(instructions),
+                                      out=str(tmp_path / "run"), steps=3, batch_size=2, lr=1e-3, warmup_steps=1,
+                                      checkpoint_every=2, num_query_tokens=4, max_minutes=0.0001)))
+    launcher = tmp_path / "slow_clock_on_rank_1.py"
+    launcher.write_text(
+        "import os, sys, time, types\n"
+        "import train.train_qformer as t\n"
+        "if os.environ['RANK'] == '1':  # a clock 1000 times slower: this process is never out of time\n"
+        "    start = time.perf_counter()\n"
+        "    t.time = types.SimpleNamespace(perf_counter=lambda: start + (time.perf_counter() - start) / 1000,\n"
+        "                                   strftime=time.strftime)\n"
+        "t.main(sys.argv[1:])\n")
+    launch = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+                               "2", str(launcher), "--config", str(config), "--threads", "1"],
+                              env={**os.environ, "ACCELERATE_USE_CPU": "1", "PYTHONPATH": os.getcwd()},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        _, stderr = launch.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(launch.pid, signal.SIGKILL)  # the workers too, which killing torchrun alone would orphan
+        launch.communicate()
+        pytest.fail("the two processes hung (one stopped for max_minutes, the other trained on)")
+    assert launch.returncode == 0, stderr[-3000:]
+    assert json.loads((tmp_path / "run" / "state" / "progress.json").read_text())["step"] == 1
+    assert "stopping after" in (tmp_path / "run" / "train.log").read_text()
+
+
 def test_features_of_another_modality_are_refused_before_the_llm_loads(tmp_path):
     features, instructions = _synthetic_set(tmp_path)
     rows_file = features.with_suffix(".jsonl")

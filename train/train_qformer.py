@@ -314,6 +314,11 @@ class BridgeTrainer:
                       f"examples/s {rate:.2f} step_s {seconds:.2f}")
             minutes = (time.perf_counter() - started) / 60
             out_of_time = c.max_minutes is not None and minutes >= c.max_minutes
+            if c.max_minutes is not None and self.accelerator.num_processes > 1:
+                # every process times its own run: they stop together, or one waits in save_state while the
+                # others wait in their next step's gradient sync, for ever
+                flag = torch.tensor(float(out_of_time), device=self.accelerator.device)
+                out_of_time = bool(self.accelerator.reduce(flag, "sum") > 0)
             if self.step % c.checkpoint_every == 0 or self.step == c.steps or out_of_time:
                 self.save_state()
                 last = self.step
