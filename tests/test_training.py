@@ -477,3 +477,29 @@ def test_an_unfinished_run_is_not_resumed_under_another_step_count(tmp_path, llm
     with pytest.raises(ValueError, match=r"at step 2 of a run set to 4 steps.*--steps 4"):
         stretched.try_resume()
     assert BridgeTrainer(_config(tmp_path, features, instructions, steps=4), **common).try_resume()
+
+
+def test_a_resume_keeps_the_continued_from_its_run_trained_under():
+    """Ends the run never passed would be recorded as its schedule, and ends it still heads for, dropped, would
+    bend the cosine the scheduler follows from here (it is built from the config's ends)."""
+    from dataclasses import asdict
+    from pathlib import Path
+
+    from train.train_config import check_resumable
+
+    def config(**values):
+        return TrainConfig(**{**dict(modality="audio", features="f", instructions="i", out="o", steps=8), **values})
+
+    state = Path("run/state")
+    stretched = asdict(config(continued_from=(4,)))  # trained to 4, then on towards 8
+    check_resumable(stretched, config(continued_from=(4,)), 6, state)
+    check_resumable(stretched, config(), 6, state)  # the end it passed is kept by the resume itself
+    with pytest.raises(ValueError, match=r"continued_from \[2\] names ends its run never had .*to step 6"):
+        check_resumable(stretched, config(continued_from=(2, 4)), 6, state)
+    finished = asdict(config(steps=4))
+    check_resumable(finished, config(continued_from=(4,)), 4, state)  # the finished run's own end
+    with pytest.raises(ValueError, match=r"continued_from \[6\] names ends"):
+        check_resumable(finished, config(continued_from=(6,)), 4, state)
+    reproducing = asdict(config(continued_from=(4,)))  # a fresh run of the stretched config, stopped at step 2
+    with pytest.raises(ValueError, match=r"its run's cosine still ends at step 4 .*which this config drops"):
+        check_resumable(reproducing, config(), 2, state)

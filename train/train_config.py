@@ -122,7 +122,8 @@ is where the state was found, however the command spelled it)."""
 
 def check_resumable(saved: dict, config: TrainConfig, step: int, state: Path) -> None:
     """Refuse to resume a saved state under a config that trains something else, so an edit to the config file
-    (or a second config sharing its `out`) cannot silently continue another run."""
+    (or a second config sharing its `out`) cannot silently continue another run, nor record a `continued_from`
+    other than the schedule it followed (the scheduler keeps the config's ends, so a change would also bend it)."""
     current = json.loads(json.dumps(asdict(config)))  # tuples as JSON lists, like the saved copy
     changed = sorted(k for k in saved if k in current and k not in RESUMABLE_CHANGES and saved[k] != current[k])
     if changed:
@@ -135,6 +136,18 @@ def check_resumable(saved: dict, config: TrainConfig, step: int, state: Path) ->
         raise ValueError(f"{state} is at step {step} of a run set to {saved['steps']} steps, whose learning-rate "
                          f"cosine is laid out for that end: finish it first (--steps {saved['steps']}), then a rerun "
                          f"with more steps continues it with the schedule recorded; or use a new --out")
+    saved_ends = set(saved.get("continued_from", ()))
+    finished_end = {step} if step == saved["steps"] < config.steps else set()
+    invented = sorted(set(config.continued_from) - saved_ends - finished_end)
+    if invented:
+        raise ValueError(f"{state}: continued_from {invented} names ends its run never had (it trained to step {step} "
+                         f"under continued_from {sorted(saved_ends)}), so the record would claim a schedule it did "
+                         f"not follow; use a new --out to train under that one")
+    dropped = sorted(end for end in saved_ends - set(config.continued_from) if end > step)
+    if dropped:
+        raise ValueError(f"{state}: its run's cosine still ends at step {dropped[0]} (continued_from "
+                         f"{sorted(saved_ends)}), which this config drops; keep that continued_from, or use a new "
+                         f"--out")
 
 
 def continued_ends(saved: dict, config: TrainConfig, step: int) -> tuple[int, ...]:
