@@ -1,6 +1,8 @@
 """3D encoder pre-training: runs on a few scenes, exports a loadable encoder, and resumes after its last epoch."""
 import json
+from pathlib import Path
 
+import pytest
 import torch
 
 from core.checkpoints import load_checkpoint
@@ -64,3 +66,19 @@ def test_a_missing_world_is_a_usage_error(tmp_path, capsys):
         main(["--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "run"), "--export",
               str(tmp_path / "encoder.safetensors")])
     assert "nowhere/train/points/manifest.jsonl does not exist" in capsys.readouterr().err
+
+
+def test_a_resume_may_spell_data_relative_or_absolute(tmp_path, monkeypatch):
+    import argparse
+
+    from train.pretrain_points import check_resumable, learning_args
+
+    monkeypatch.chdir(tmp_path)
+    values = dict(epochs=2, batch_size=4, lr=1e-3, seed=0, train_clouds=None)
+    relative = learning_args(argparse.Namespace(data=Path("data/world"), **values))
+    absolute = learning_args(argparse.Namespace(data=tmp_path / "data" / "world", **values))
+    check_resumable(relative, absolute, tmp_path / "state.pt")
+    check_resumable({**relative, "data": "data/world"}, absolute, tmp_path / "state.pt")  # as older states hold it
+    other = learning_args(argparse.Namespace(data=Path("other"), **values))
+    with pytest.raises(ValueError, match="--data .*world -> .*other"):
+        check_resumable(relative, other, tmp_path / "state.pt")

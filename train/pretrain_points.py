@@ -144,12 +144,15 @@ LEARNING_ARGS = ("data", "epochs", "batch_size", "lr", "seed", "train_clouds")
 
 
 def learning_args(args: argparse.Namespace) -> dict:
-    return {name: str(getattr(args, name)) if name == "data" else getattr(args, name) for name in LEARNING_ARGS}
+    """The run's LEARNING_ARGS, `data` as an absolute path (a resume may spell it relative or absolute)."""
+    return {name: str(Path(args.data).resolve()) if name == "data" else getattr(args, name) for name in LEARNING_ARGS}
 
 
 def check_resumable(saved: dict, current: dict, state_path: Path) -> None:
     """Refuse to continue a state under other learning arguments: the one-cycle schedule's length is fixed by
     `epochs` at the start (a longer run would step past its end), and the others would mix two trainings."""
+    if "data" in saved:  # states saved before `data` was made absolute hold it as spelled
+        saved = {**saved, "data": str(Path(saved["data"]).resolve())}
     changed = {name: (saved[name], current[name]) for name in LEARNING_ARGS
                if name in saved and saved[name] != current[name]}
     if not changed:
