@@ -38,6 +38,8 @@ class Probe:
     video_size: Optional[tuple[int, int]]
     fps: Optional[float]
     audio_stream: Optional[int]
+    video_codec: Optional[str] = None
+    """ffmpeg's name of the video stream's codec ("h264", "mpeg4", "hevc", ...)."""
 
 
 def ffmpeg_exe() -> str:
@@ -47,7 +49,8 @@ def ffmpeg_exe() -> str:
 
 
 def probe(path: Path, what: str) -> Probe:
-    """Container, duration, first real video stream (cover art skipped) and first audio stream; `what` names the
+    """Container, duration, first real video stream (cover art skipped) with its codec, and first audio stream;
+    `what` names the
     expected content ("MP4 video") in the error when ffmpeg cannot open the file at all."""
     stderr = run_ffmpeg(path, ["-i", str(path)], loglevel="info", check=False)[1]
     container = re.search(r"^Input #0, (.+?), from ", stderr, re.M)
@@ -55,7 +58,7 @@ def probe(path: Path, what: str) -> Probe:
         raise CorruptFileError(path, f"is not a readable {what} ({_reason(stderr)})")
     duration = re.search(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)", stderr)
     video = audio = None
-    size = fps = None
+    size = fps = codec = None
     for line in stderr.splitlines():
         stream = re.match(r"\s*Stream #0:(\d+)\S*: (Video|Audio): (.*)", line)
         if stream is None:
@@ -65,6 +68,7 @@ def probe(path: Path, what: str) -> Probe:
             audio = index
         elif kind == "Video" and video is None and "(attached pic)" not in details:
             video = index
+            codec = details.split(maxsplit=1)[0].rstrip(",")
             dims = re.search(r"[ ,](\d+)x(\d+)[ ,\[]", details + " ")
             size = (int(dims.group(1)), int(dims.group(2))) if dims else None
             rate = re.search(r" (\d+(?:\.\d+)?) fps", details) or re.search(r" (\d+(?:\.\d+)?) tbr", details)
@@ -73,7 +77,7 @@ def probe(path: Path, what: str) -> Probe:
     if duration:
         h, m, s = duration.groups()
         seconds = int(h) * 3600 + int(m) * 60 + float(s)
-    return Probe(container.group(1), seconds, video, size, fps, audio)
+    return Probe(container.group(1), seconds, video, size, fps, audio, codec)
 
 
 def is_still_image(info: Probe) -> bool:

@@ -1,5 +1,6 @@
-"""The video player's copy of an upload: browsers play mp4 and webm, but not .avi, .mov or an animated .gif (which
-the loader accepts as a video), so those are converted to H.264 mp4 with the ffmpeg `core.media_ffmpeg` runs.
+"""The video player's copy of an upload: browsers play mp4 and webm holding H.264, VP8, VP9 or AV1, but not .avi,
+.mov, an animated .gif (which the loader accepts as a video) or an mp4 of another codec (OpenCV's usual MPEG-4
+Part 2, HEVC), so those are converted to H.264 mp4 with the ffmpeg `core.media_ffmpeg` runs.
 
 Only the player gets the copy; the model always reads the uploaded file itself.
 """
@@ -11,13 +12,15 @@ from core import media_ffmpeg
 from demo.converted import converted_copy
 
 BROWSER_VIDEO_SUFFIXES = (".mp4", ".webm")
+BROWSER_VIDEO_CODECS = ("h264", "vp8", "vp9", "av1")
 PLAYER_MAX_WIDTH = 640
 """The player is 300 px high, so a larger copy would only make the conversion slower."""
 
 
 def playable_video(path: str) -> str:
     """`path` when a browser plays it, else its mp4 copy (raises `core.media.MediaError` if ffmpeg fails)."""
-    if Path(path).suffix.lower() in BROWSER_VIDEO_SUFFIXES:
+    if (Path(path).suffix.lower() in BROWSER_VIDEO_SUFFIXES
+            and media_ffmpeg.probe(Path(path), "video").video_codec in BROWSER_VIDEO_CODECS):
         return path
     return converted_copy(path, ".mp4", _to_browser_mp4)
 

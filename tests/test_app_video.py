@@ -64,3 +64,13 @@ def test_a_failed_conversion_keeps_the_upload_and_leaves_no_partial_copy(tmp_pat
     assert shown is None and upload is not None, "the model can still read the file"
     assert any("The player cannot show this video" in str(w.message) for w in caught)
     assert not list((CONVERTED_DIR / file_digest(str(clip))).glob("*"))
+
+
+def test_an_mp4_of_a_codec_browsers_do_not_play_reaches_the_player_as_h264(tmp_path):
+    """OpenCV's usual mp4 holds MPEG-4 Part 2, which no browser plays although the file ends in .mp4."""
+    from media_fixtures import ffmpeg
+
+    clip = tmp_path / "opencv.mp4"
+    ffmpeg("-f", "lavfi", "-i", "color=c=red:s=32x32:r=10:d=0.5", "-c:v", "mpeg4", str(clip))
+    shown, _ = handlers.preview_video(str(clip))
+    assert shown != str(clip) and shown.endswith("opencv.mp4") and _codec(shown) == "h264"
