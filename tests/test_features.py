@@ -1,6 +1,7 @@
 """The feature cache: parts resume, and a part cached from other data is never reused."""
 from __future__ import annotations
 
+import pytest
 import torch
 
 from train.features import cache_features, load_features
@@ -57,3 +58,16 @@ def test_command_names_a_missing_manifest_or_3d_encoder_as_a_usage_error(tmp_pat
         main(["--data", str(tmp_path / "world"), "--out", str(tmp_path / "f"), "--split", "train",
               "--modality", "points", "--points-encoder", str(tmp_path / "absent.safetensors")])
     assert "the 3D encoder must be pre-trained first" in capsys.readouterr().err
+
+
+def test_a_world_moved_to_another_folder_keeps_its_cached_parts(tmp_path, monkeypatch):
+    import shutil
+
+    import train.features
+
+    generate_world(str(tmp_path / "world"), {"train": 3}, ["image"], progress=False)
+    cache_features(tmp_path / "world", tmp_path / "features", "train", "image", part_size=2)
+    shutil.move(tmp_path / "world", tmp_path / "moved")
+    monkeypatch.setattr(train.features, "encoder_for", lambda *args: pytest.fail("a moved world was encoded again"))
+    _, _, rows = load_features(cache_features(tmp_path / "moved", tmp_path / "features", "train", "image", part_size=2))
+    assert all(row["path"].startswith(str(tmp_path / "moved")) for row in rows)

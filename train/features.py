@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from core.atomic import atomic_output
 from core.encoders.base import EncodedMedia
-from train.world.records import read_jsonl, write_jsonl
+from train.world.records import read_jsonl, row_digest, write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -118,9 +118,11 @@ def encoder_identity(modality: str, points_encoder: Path | None = None) -> dict:
 
 
 def part_name(start: int, rows: list[dict], identity: dict) -> str:
-    """A part's file name: its position, size and a digest of its manifest rows and encoder, so a part cached from
-    other data (a regenerated world, another adapter manifest, a retrained 3D encoder) is never reused."""
-    digest = hashlib.sha256(json.dumps({"rows": rows, "encoder": identity}, sort_keys=True).encode()).hexdigest()
+    """A part's file name: its position, size and a digest of its manifest rows' content and encoder, so a part
+    cached from other data (a regenerated world, another adapter manifest, a retrained 3D encoder) is never reused,
+    while a data set moved to another folder keeps its cache (the digest leaves out the paths, as `row_digest` does)."""
+    content = {"rows": [row_digest(row) for row in rows], "encoder": identity}
+    digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
     return f"part-{start:07d}-{len(rows):05d}-{digest[:12]}.safetensors"
 
 
@@ -131,7 +133,7 @@ def cache_features(data: Path, out: Path, split: str, modality: str, part_size: 
     target = out / split / f"{modality}.safetensors"
     parts_dir = out / split / f"{modality}.parts"
     parts_dir.mkdir(parents=True, exist_ok=True)
-    encode = encoder_for(modality, points_encoder)
+    encode = None  # loaded only when a part is missing: a complete cache needs no encoder
     identity = encoder_identity(modality, points_encoder)
     parts = [parts_dir / part_name(start, rows[start:start + part_size], identity)
              for start in range(0, len(rows), part_size)]
@@ -143,6 +145,7 @@ def cache_features(data: Path, out: Path, split: str, modality: str, part_size: 
     for start, part in zip(tqdm(range(0, len(rows), part_size), desc=f"{split}/{modality} parts", unit="part"), parts):
         if part.is_file():
             continue
+        encode = encode or encoder_for(modality, points_encoder)
         items = [encode(row["path"]) for row in rows[start:start + part_size]]
         with atomic_output(part) as partial:
             save_file(stack_encoded(items), str(partial))
