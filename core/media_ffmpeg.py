@@ -50,8 +50,7 @@ def ffmpeg_exe() -> str:
 
 def probe(path: Path, what: str) -> Probe:
     """Container, duration, first real video stream (cover art skipped) with its codec, and first audio stream;
-    `what` names the
-    expected content ("MP4 video") in the error when ffmpeg cannot open the file at all."""
+    `what` names the expected content ("MP4 video") in the error when ffmpeg cannot open the file at all."""
     stderr = run_ffmpeg(path, ["-i", str(path)], loglevel="info", check=False)[1]
     container = re.search(r"^Input #0, (.+?), from ", stderr, re.M)
     if container is None:
