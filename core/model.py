@@ -50,6 +50,15 @@ class ModalityBridge(nn.Module):
         self.baseline_trained = True
         """False for bridges imported from the reference, which has no linear baseline."""
 
+    @classmethod
+    def from_checkpoint(cls, path: Path, llm_width: int) -> "ModalityBridge":
+        """A bridge built with the Q-Former settings its checkpoint's JSON records (encoder width, query count,
+        joint passes: not necessarily a preset's), with the checkpoint loaded as `load_trained` does."""
+        settings = QFormerSettings(**json.loads(Path(path).with_suffix(".json").read_text())["qformer"])
+        bridge = cls(settings, llm_width)
+        bridge.load_trained(path)
+        return bridge
+
     def load_trained(self, path: Path) -> dict:
         """Load a bridge checkpoint, refusing a file that lacks a parameter of a part its JSON says was trained;
         the linear baseline counts as trained only when the file records it. Returns the JSON config."""

@@ -141,12 +141,8 @@ def swap_bridge(model, modality: str, checkpoint: Path) -> None:
     """Put the checkpoint's bridge in place of the preset's, built with the Q-Former settings it was trained with
     (its encoder width, query count, joint passes), which need not be the preset's."""
     from core.model import ModalityBridge
-    from core.qformer import QFormerSettings
 
-    settings = QFormerSettings(**json.loads(Path(checkpoint).with_suffix(".json").read_text())["qformer"])
-    bridge = ModalityBridge(settings, model.llm.width)
-    bridge.load_trained(checkpoint)
-    model.bridges[modality] = bridge.eval()
+    model.bridges[modality] = ModalityBridge.from_checkpoint(checkpoint, model.llm.width).eval()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -98,14 +98,13 @@ def evaluate(modality: str, checkpoint: Path, features: Path, instructions: Path
              prefix_cues: bool = True, per_property: int | None = 50, batch_size: int = 32, seed: int = 0,
              tasks: list[str] | None = None, llm=None, qformer_tokenizer=None, cmaa: Path | None = None) -> dict:
     from core.model import ModalityBridge
-    from core.qformer import QFormerSettings
     from train.features import load_features
     from train.prefix_llm import PrefixCachedLLM, PromptTemplate
     from train.frozen_models import load_qformer_tokenizer, load_tiny_llm
     from train.train_qformer import bridge_media_tokens, check_feature_modality, load_instructions
 
     started = time.perf_counter()
-    stored = bridge_config(checkpoint, modality, projection)
+    bridge_config(checkpoint, modality, projection)
     tokens, mask, rows = load_features(features)
     check_feature_modality(rows, modality, features)
     examples = load_instructions(instructions, rows)
@@ -116,9 +115,7 @@ def evaluate(modality: str, checkpoint: Path, features: Path, instructions: Path
     examples = pick_examples([e for e in examples if tasks is None or e["task"] in tasks], per_property, seed)
     llm = llm or load_tiny_llm()
     qformer_tokenizer = qformer_tokenizer or load_qformer_tokenizer()
-    settings = QFormerSettings(**stored["qformer"])
-    bridge = ModalityBridge(settings, llm.width)
-    bridge.load_trained(checkpoint)
+    bridge = ModalityBridge.from_checkpoint(checkpoint, llm.width)
     if cmaa is not None:
         from core.cmaa import load_cmaa
 
