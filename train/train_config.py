@@ -137,8 +137,7 @@ def check_resumable(saved: dict, config: TrainConfig, step: int, state: Path) ->
                          f"cosine is laid out for that end: finish it first (--steps {saved['steps']}), then a rerun "
                          f"with more steps continues it with the schedule recorded; or use a new --out")
     saved_ends = set(saved.get("continued_from", ()))
-    finished_end = {step} if step == saved["steps"] < config.steps else set()
-    invented = sorted(set(config.continued_from) - saved_ends - finished_end)
+    invented = sorted(set(config.continued_from) - set(continued_ends(saved, config, step)))
     if invented:
         raise ValueError(f"{state}: continued_from {invented} names ends its run never had (it trained to step {step} "
                          f"under continued_from {sorted(saved_ends)}), so the record would claim a schedule it did "
@@ -151,10 +150,11 @@ def check_resumable(saved: dict, config: TrainConfig, step: int, state: Path) ->
 
 
 def continued_ends(saved: dict, config: TrainConfig, step: int) -> tuple[int, ...]:
-    """The `continued_from` this resumed run has trained under: the saved run's ends and the config's, plus the saved
-    run's own end when it had finished and `steps` now goes past it, so the state and the export record a schedule
-    that a fresh run of their config reproduces (a `--steps` override alone would record none)."""
-    ends = {*saved.get("continued_from", ()), *config.continued_from}
+    """The `continued_from` this resumed run has trained under: the saved run's ends, plus its own end when it had
+    finished and `steps` now goes past it, so the state and the export record a schedule that a fresh run of their
+    config reproduces (a `--steps` override alone would record none). `check_resumable` refuses a config whose
+    `continued_from` names any other end."""
+    ends = set(saved.get("continued_from", ()))
     if step == saved["steps"] < config.steps:
         ends.add(step)
     return tuple(sorted(ends))
