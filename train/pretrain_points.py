@@ -229,11 +229,11 @@ def main(argv: list[str] | None = None) -> None:
         log.write(json.dumps({"epoch": epoch + 1, "loss": round(last_loss, 4), **result}) + "\n")
         log.flush()
         minutes = minutes_before + (time.perf_counter() - started) / 60
-        torch.save({"encoder": encoder.state_dict(), "head": head.state_dict(), "optimizer": optimizer.state_dict(),
-                    "schedule": schedule.state_dict(), "generator": generator.get_state(),
-                    "rng": torch.get_rng_state(), "epoch": epoch + 1, "minutes": minutes, "args": learning_args(args)},
-                   state_path.with_suffix(".tmp"))
-        state_path.with_suffix(".tmp").replace(state_path)
+        state = {"encoder": encoder.state_dict(), "head": head.state_dict(), "optimizer": optimizer.state_dict(),
+                 "schedule": schedule.state_dict(), "generator": generator.get_state(), "rng": torch.get_rng_state(),
+                 "epoch": epoch + 1, "minutes": minutes, "args": learning_args(args)}
+        with atomic_output(state_path) as partial:
+            torch.save(state, partial)
         print(f"epoch {epoch + 1}: loss {last_loss:.3f} test {result}")
         if args.max_minutes is not None and minutes - minutes_before >= args.max_minutes and epoch + 1 < args.epochs:
             print(f"stopping after epoch {epoch + 1} (--max-minutes); rerun the command to continue")
