@@ -135,18 +135,18 @@ def cache_features(data: Path, out: Path, split: str, modality: str, part_size: 
     parts_dir.mkdir(parents=True, exist_ok=True)
     encode = None  # loaded only when a part is missing: a complete cache needs no encoder
     identity = encoder_identity(modality, points_encoder)
-    parts = [parts_dir / part_name(start, rows[start:start + part_size], identity)
-             for start in range(0, len(rows), part_size)]
+    chunks = {start: rows[start:start + part_size] for start in range(0, len(rows), part_size)}
+    parts = [parts_dir / part_name(start, chunk, identity) for start, chunk in chunks.items()]
     stale = [path for path in parts_dir.glob("part-*.safetensors") if path not in parts]
     if stale:
         log.info("removing %d cached parts of other data or another encoder from %s", len(stale), parts_dir)
         for path in stale:
             path.unlink()
-    for start, part in zip(tqdm(range(0, len(rows), part_size), desc=f"{split}/{modality} parts", unit="part"), parts):
+    for chunk, part in zip(tqdm(chunks.values(), desc=f"{split}/{modality} parts", unit="part"), parts):
         if part.is_file():
             continue
         encode = encode or encoder_for(modality, points_encoder)
-        items = [encode(row["path"]) for row in rows[start:start + part_size]]
+        items = [encode(row["path"]) for row in chunk]
         with atomic_output(part) as partial:
             save_file(stack_encoded(items), str(partial))
     with atomic_output(target) as partial:
