@@ -210,6 +210,8 @@ class VideoClip:
     times_s: list[float]
     duration_s: float
     fps: float
+    codec: Optional[str] = None
+    """ffmpeg's name of the video codec ("h264", "mpeg4", ...): whether a browser can play the file as it is."""
 
 
 def load_video(path: PathLike, num_frames: int = 4, limits: MediaLimits = DEFAULT_LIMITS) -> VideoClip:
@@ -234,7 +236,7 @@ def load_video(path: PathLike, num_frames: int = 4, limits: MediaLimits = DEFAUL
     fps = info.fps or 0.0
     _check_video_length(p, duration, fps, limits)
     times = [duration * (i + 0.5) / num_frames for i in range(num_frames)]
-    return VideoClip(_sample_frames(p, info.video_stream, times), times, duration, fps)
+    return VideoClip(_sample_frames(p, info.video_stream, times), times, duration, fps, info.video_codec)
 
 
 def _check_video_length(path: Path, duration: float, fps: float, limits: MediaLimits) -> None:

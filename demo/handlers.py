@@ -59,12 +59,12 @@ def preview_video(path: Optional[str]):
     if not path:
         return None, gr.skip()
     try:
-        media.load_video(path, num_frames=1)
+        clip = media.load_video(path, num_frames=1)
     except media.MediaError as e:
         gr.Warning(str(e))
         return None, None
     try:
-        return playable_video(path), gr.skip()
+        return playable_video(path, clip.codec), gr.skip()
     except media.MediaError as e:
         gr.Warning(f"The player cannot show this video ({e}); questions about it are still answered.")
         return None, gr.skip()

@@ -7,6 +7,7 @@ Only the player gets the copy; the model always reads the uploaded file itself.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 from core import media_ffmpeg
 from demo.converted import converted_copy
@@ -17,10 +18,10 @@ PLAYER_MAX_WIDTH = 640
 """The player is 300 px high, so a larger copy would only make the conversion slower."""
 
 
-def playable_video(path: str) -> str:
-    """`path` when a browser plays it, else its mp4 copy (raises `core.media.MediaError` if ffmpeg fails)."""
-    if (Path(path).suffix.lower() in BROWSER_VIDEO_SUFFIXES
-            and media_ffmpeg.probe(Path(path), "video").video_codec in BROWSER_VIDEO_CODECS):
+def playable_video(path: str, codec: Optional[str]) -> str:
+    """`path` when a browser plays it (`codec` as `core.media.load_video` found it), else its mp4 copy (raises
+    `core.media.MediaError` if ffmpeg fails)."""
+    if Path(path).suffix.lower() in BROWSER_VIDEO_SUFFIXES and codec in BROWSER_VIDEO_CODECS:
         return path
     return converted_copy(path, ".mp4", _to_browser_mp4)
 
