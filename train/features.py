@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from core.atomic import atomic_output
 from core.encoders.base import EncodedMedia
-from train.world.records import read_jsonl, row_digest, write_jsonl
+from train.world.records import SPLITS, read_jsonl, row_digest, write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=Path("data/world"))
     parser.add_argument("--out", type=Path, default=Path("data/features"))
-    parser.add_argument("--split", required=True, choices=["train", "val", "test"])
+    parser.add_argument("--split", required=True, choices=SPLITS)
     parser.add_argument("--modality", required=True, choices=["image", "video", "audio", "points"])
     parser.add_argument("--limit", type=int, default=None, help="encode only the first N samples")
     parser.add_argument("--part-size", type=int, default=256)

@@ -24,7 +24,7 @@ import torch
 
 from core.atomic import atomic_output
 from train.templates import caption_prompt, template_qa
-from train.world.records import row_digest, write_jsonl
+from train.world.records import SPLITS, row_digest, write_jsonl
 
 ANSWER_PROMPT = "Generate a potential answer word from the following text: {caption}"
 QUESTION_PROMPT = "Generate a question for the answer using the context. Context: {caption} Answer: {answer} Question:"
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=Path("data/world"))
     parser.add_argument("--out", type=Path, default=Path("data/instructions"))
-    parser.add_argument("--split", required=True, choices=["train", "val", "test"])
+    parser.add_argument("--split", required=True, choices=SPLITS)
     parser.add_argument("--modality", required=True, choices=["image", "video", "audio", "points"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--phrasings", type=int, default=2, help="paraphrase draws per sample")

@@ -10,10 +10,7 @@ from pathlib import Path
 
 from train.adapters import ADAPTERS
 from train.adapters.msrvtt import OFFICIAL_SPLITS
-from train.world.records import write_manifest
-
-FEATURE_SPLITS = ("train", "val", "test")
-"""The splits `train.features` and `train.qa_gen` accept."""
+from train.world.records import SPLITS, write_manifest
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,12 +50,12 @@ def next_step(out: str, split: str, modality: str) -> str:
     """How the later stages find this manifest: `train.features` and `train.qa_gen` take `--data ROOT` and read
     ROOT/<split>/<modality>/manifest.jsonl, so a manifest written elsewhere would be found by neither."""
     path = Path(out).resolve()
-    if split in FEATURE_SPLITS and path.parts[-3:] == (split, modality, "manifest.jsonl"):
+    if split in SPLITS and path.parts[-3:] == (split, modality, "manifest.jsonl"):
         return (f"next: python -m train.features --data {path.parents[2]} --split {split} --modality {modality} "
                 f"(and train.qa_gen with the same arguments)")
-    suggestion = split if split in FEATURE_SPLITS else "train"
+    suggestion = split if split in SPLITS else "train"
     return (f"note: train.features and train.qa_gen read ROOT/<split>/<modality>/manifest.jsonl with <split> one of "
-            f"{', '.join(FEATURE_SPLITS)}; write this one as --out ROOT/{suggestion}/{modality}/manifest.jsonl "
+            f"{', '.join(SPLITS)}; write this one as --out ROOT/{suggestion}/{modality}/manifest.jsonl "
             f"(--split {suggestion}) to use it with them")
 
 

@@ -24,12 +24,11 @@ from tqdm import tqdm
 from core.schema import MODALITIES
 from train.world import audio, image, pointcloud, video
 from train.world.captions import caption
-from train.world.records import SampleRecord, read_manifest, write_manifest
+from train.world.records import SPLITS, SampleRecord, read_manifest, write_manifest
 
 GENERATOR_VERSIONS = {"image": 1, "video": 1, "audio": 1, "points": 1}
 """Bump a modality's number when a change alters what its seeds draw: folders holding samples of the old kind then
 refuse to resume that modality, while the other modalities go on."""
-SPLITS = ("train", "val", "test")
 SPLIT_SEED_OFFSET = {"train": 0, "val": 1_000_000_000, "test": 2_000_000_000}
 MAX_SAMPLES_PER_SPLIT = 1_000_000_000
 GENERATORS: dict[str, ModuleType] = {"image": image, "video": video, "audio": audio, "points": pointcloud}

@@ -14,6 +14,9 @@ from typing import Optional
 
 from core.atomic import atomic_output
 
+SPLITS = ("train", "val", "test")
+"""The splits a data set folder holds (ROOT/<split>/<modality>/manifest.jsonl)."""
+
 
 @dataclass
 class SampleRecord:
