@@ -7,6 +7,7 @@ import logging
 import os
 import signal
 import sys
+import time
 
 from core.schema import AskRequest, GenerationSettings
 
@@ -52,23 +53,27 @@ def request_from_args(args: argparse.Namespace) -> AskRequest:
 
 
 def run_ask(args: argparse.Namespace) -> int:
-    from core.media import DEFAULT_LIMITS, check_file
-    from core.pipeline import Pipeline
+    from core.pipeline import Pipeline, decode_media
+    from core.presets import get_preset
 
     request = request_from_args(args)
     request.settings.validate()
-    for modality, path in request.media_paths().items():
-        check_file(path, modality, DEFAULT_LIMITS)  # the loaders' own first checks, before the model loads
     overrides = {k: v for k, v in {"llm_dtype": args.llm_dtype, "quantization": args.quantization}.items() if v}
-    pipeline = Pipeline.from_preset(args.preset, **overrides)
+    preset = get_preset(args.preset, **overrides)
+    # decoded before the model loads: a bad file is refused in a second, and decoded once all the same
+    start = time.perf_counter()
+    decoded = {modality: decode_media(preset, modality, path) for modality, path in request.media_paths().items()}
+    decode_seconds = time.perf_counter() - start
+    pipeline = Pipeline.for_preset(preset)
     result = None
-    for event in pipeline.stream(request):
+    for event in pipeline.stream(request, decoded=decoded):
         if event.result is not None:
             result = event.result
         elif not args.json:
             sys.stdout.write(event.delta)
             sys.stdout.flush()
     if args.json:
+        result.timings_s["decode"] = decode_seconds
         print(json.dumps(result.to_json()))
     else:
         sys.stdout.write("\n")

@@ -25,6 +25,22 @@ def _attention_record(modality: str, encoded: EncodedMedia, cross: Any) -> Modal
     return ModalityAttention(weights=weights, grid_hw=encoded.grid_hw)
 
 
+def decode_media(preset, modality: str, path: str) -> Any:
+    """Decode and validate one input with a preset's sampling settings (raises core.media.MediaError); needs no
+    model, so a caller can refuse bad media before the preset loads."""
+    from core import media
+
+    if modality == "image":
+        return media.load_image(path)
+    if modality == "audio":
+        return media.load_audio(path, sample_rate=16000)
+    if modality == "video":
+        return media.load_video(path, num_frames=preset.num_video_frames)
+    if modality == "points":
+        return media.load_points(path, num_points=preset.num_points)
+    raise ValueError(f"unknown modality {modality!r}")
+
+
 class Pipeline:
     """Holds one loaded preset; thread-safe: the Q-Formers and the LLM run one request at a time under a lock,
     while encoders (stateless inference) and the encoder cache serve requests side by side; state lives in
@@ -44,36 +60,34 @@ class Pipeline:
     def from_preset(cls, name: str = "tiny", **overrides) -> "Pipeline":
         from core.presets import get_preset
 
+        return cls.for_preset(get_preset(name, **overrides))
+
+    @classmethod
+    def for_preset(cls, preset) -> "Pipeline":
+        """Loads a preset already chosen (so media can be decoded with its settings before the slow load)."""
         start = time.perf_counter()
-        preset = get_preset(name, **overrides)
         pipeline = cls(preset.build(preset), preset)
         pipeline.load_seconds = time.perf_counter() - start
         return pipeline
 
-    def load_media(self, modality: str, path: str) -> Any:
-        """Decode and validate one input with the preset's sampling settings (raises core.media.MediaError)."""
-        from core import media
-
-        if modality == "image":
-            return media.load_image(path)
-        if modality == "audio":
-            return media.load_audio(path, sample_rate=16000)
-        if modality == "video":
-            return media.load_video(path, num_frames=self.preset.num_video_frames)
-        if modality == "points":
-            return media.load_points(path, num_points=self.preset.num_points)
-        raise ValueError(f"unknown modality {modality!r}")
-
-    def encode_file(self, modality: str, path: str) -> tuple[EncodedMedia, bool]:
-        """Encoder output for a file, from the cache when the same content was seen with this preset."""
+    def encode_file(self, modality: str, path: str, decoded: Any = None) -> tuple[EncodedMedia, bool]:
+        """Encoder output for a file, from the cache when the same content was seen with this preset; `decoded` is
+        the file's `decode_media` output when the caller already has it."""
         from core.media import file_digest
 
         check_file(path, modality, DEFAULT_LIMITS)  # before hashing: a 3 GB upload is refused without reading it
         key = (file_digest(path), self.preset.name, modality, self.preset.num_video_frames, self.preset.num_points)
-        return self.cache.get_or_compute(key, lambda: self.model.encode(modality, self.load_media(modality, path)))
 
-    def stream(self, request: AskRequest, stop: Optional[threading.Event] = None) -> Iterator[StreamEvent]:
-        """Text deltas as the LLM produces them, then one event with the full `AskResult`."""
+        def encode() -> EncodedMedia:
+            return self.model.encode(modality, decoded if decoded is not None
+                                     else decode_media(self.preset, modality, path))
+
+        return self.cache.get_or_compute(key, encode)
+
+    def stream(self, request: AskRequest, stop: Optional[threading.Event] = None,
+               decoded: Optional[dict[str, Any]] = None) -> Iterator[StreamEvent]:
+        """Text deltas as the LLM produces them, then one event with the full `AskResult`; `decoded` holds media the
+        caller decoded already (`decode_media`), by modality."""
         from core.llm import stream_generate
 
         settings = request.settings
@@ -90,7 +104,7 @@ class Pipeline:
         encoded: dict[str, EncodedMedia] = {}
         for modality, path in request.media_paths().items():
             t = time.perf_counter()
-            encoded[modality], hit = self.encode_file(modality, path)
+            encoded[modality], hit = self.encode_file(modality, path, (decoded or {}).get(modality))
             timings[f"encode_{modality}"] = 0.0 if hit else time.perf_counter() - t
         with self._lock:
             trace: Optional[OptimizerTrace] = None

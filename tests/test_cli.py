@@ -26,7 +26,7 @@ def test_json_output_has_the_contract_fields(tmp_path):
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert out["answer"].strip() and out["instruction_used"] == "What is this?"
     assert out["tokens_generated"] > 0
-    for key in ("load", "encode_image", "encode_audio", "qformer", "first_token", "total", "tokens_per_s"):
+    for key in ("load", "decode", "encode_image", "encode_audio", "qformer", "first_token", "total", "tokens_per_s"):
         assert key in out["timings_s"]
 
 
@@ -58,6 +58,26 @@ def test_bad_input_exits_nonzero_with_one_line(tmp_path, content, flag, expected
     assert "Traceback" not in proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:") and expected in lines[0].lower()
+
+
+def test_media_over_a_limit_are_refused_before_the_model_loads(tmp_path, monkeypatch, capsys):
+    """The pixel count is read from the file's header, so the CLI needs no model to refuse it."""
+    from PIL import Image
+
+    from core import cli, presets
+
+    huge = tmp_path / "huge.png"
+    Image.new("1", (8000, 5001)).save(huge)  # 40,008,000 pixels, a few KB on disk
+    chosen = presets.get_preset
+
+    def unbuildable(name, **overrides):
+        preset = chosen(name, **overrides)
+        preset.build = lambda _: pytest.fail("the model loaded before the media were checked")
+        return preset
+
+    monkeypatch.setattr(presets, "get_preset", unbuildable)
+    assert cli.main(["ask", "--image", str(huge), "What is it?"]) == 2
+    assert "huge.png: the image is 8000x5001 = 40.01 megapixels" in capsys.readouterr().err
 
 
 def test_wrong_kind_for_the_flag_missing_file_and_folder(tmp_path):
