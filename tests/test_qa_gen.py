@@ -24,9 +24,9 @@ class ScriptedLLM:
         self.replies = replies
 
     def __call__(self, prompts, max_new_tokens):
-        kind = "answer" if prompts[0].startswith("Generate a potential") else \
-            "question" if prompts[0].startswith("Generate a question") else "round_trip"
-        return [self.replies[kind](p) for p in prompts]
+        kind = "answer" if prompts[0].startswith("Pick one word") else \
+            "question" if prompts[0].startswith("Write a question") else "round_trip"
+        return [self.replies[kind](p.rsplit("Text: ", 1)[1]) for p in prompts]  # the caption's block, not the shots
 
 
 def test_round_trip_keeps_only_pairs_whose_answer_comes_back():
@@ -81,3 +81,40 @@ def test_help_gives_the_whole_first_paragraph_of_the_docstring(capsys):
         with pytest.raises(SystemExit):
             main(["--help"])
         assert ending in " ".join(capsys.readouterr().out.split())
+
+
+def test_the_round_trip_llm_options_are_checked(tmp_path, capsys):
+    """--llm without --llm-captions would be ignored, and an LLM that cannot load is named, both as usage errors."""
+    import pytest
+
+    from train.qa_gen import main
+    from train.world.dataset import generate_world
+
+    generate_world(str(tmp_path / "world"), {"val": 2}, ["image"], progress=False)
+    common = ["--data", str(tmp_path / "world"), "--out", str(tmp_path / "i"), "--split", "val", "--modality", "image"]
+    with pytest.raises(SystemExit):
+        main(common + ["--llm-quantization", "nf4"])
+    assert "choose the round trip's LLM; add --llm-captions N" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(common + ["--llm-captions", "2", "--llm", str(tmp_path / "no_llm")])
+    assert f"cannot load --llm {tmp_path / 'no_llm'}" in capsys.readouterr().err
+    assert not (tmp_path / "i" / "val" / "image.jsonl").exists()
+
+
+def test_the_round_trip_runs_with_the_tiny_llm(tmp_path):
+    """The default LLM, end to end: every step is counted and each kept pair's answer is a word of its caption."""
+    import json
+
+    from train.qa_gen import main
+    from train.world.dataset import generate_world
+
+    generate_world(str(tmp_path / "world"), {"val": 8}, ["image"], progress=False)
+    main(["--data", str(tmp_path / "world"), "--out", str(tmp_path / "i"), "--split", "val", "--modality", "image",
+          "--llm-captions", "8"])
+    report = json.loads((tmp_path / "i" / "val" / "image.llm_report.json").read_text())
+    assert report["captions"] == 8
+    assert 8 >= report["answer_words_found_in_caption"] >= report["questions_well_formed"] >= report["round_trip_kept"]
+    captions = [json.loads(line)["caption"] for line in (tmp_path / "world" / "val" / "image" / "manifest.jsonl").open()]
+    kept = [json.loads(line) for line in (tmp_path / "i" / "val" / "image.llm.jsonl").open()]
+    assert len(kept) == report["round_trip_kept"] >= 1  # the reference's chat-turn prompts kept none
+    assert all(pair["answer"] in captions[pair["sample"]] and pair["question"].endswith("?") for pair in kept)

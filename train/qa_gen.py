@@ -1,16 +1,20 @@
 """Captions -> instruction data, the paper's two ways: template questions from the properties record, and
 LLM-generated question/answer pairs kept only when an LLM round trip gives the answer back.
 
-The LLM round trip follows the reference (which used flan-t5-xxl) with the LLM of the preset, SmolLM2-135M:
-  1. answer word:  "Generate a potential answer word from the following text: {caption}"
-  2. question:     "Generate a question for the answer using the context. Context: {c} Answer: {a} Question:"
+The LLM round trip follows the reference (which asked flan-t5-xxl), by default with the tiny preset's LLM,
+SmolLM2-135M (--llm picks another), its three steps written as few-shot text completions (ANSWER_PROMPT,
+QUESTION_PROMPT, ROUND_TRIP_PROMPT): the 135M model kept no pair at all with the reference's instructions in a chat
+turn, since it echoes the caption or loops.
+  1. answer word:  a word of the caption that a question could have as its answer;
+  2. question:     a question about the caption whose answer is that word;
   3. round trip:   answer the question from the caption; keep the pair when the fuzzy ratio with the answer > 90.
 Each step's count is written to `<out>.llm_report.json`.
 
 Output: one JSON line per example, {"sample", "sample_digest", "question", "answer", "task", "accepted"}; `sample`
 indexes the split's manifest (and so the cached features' rows), `sample_digest` is that row's `row_digest`.
 
-    python -m train.qa_gen --split train --modality image [--llm-captions 100]
+    python -m train.qa_gen --split train --modality image [--llm-captions 100 [--llm lmsys/vicuna-7b-v1.1
+        --llm-dtype bfloat16 --llm-quantization nf4]]
 """
 from __future__ import annotations
 
@@ -26,9 +30,23 @@ from core.atomic import atomic_output
 from train.templates import caption_prompt, template_qa
 from train.world.records import SPLITS, row_digest, write_jsonl
 
-ANSWER_PROMPT = "Generate a potential answer word from the following text: {caption}"
-QUESTION_PROMPT = "Generate a question for the answer using the context. Context: {caption} Answer: {answer} Question:"
-ROUND_TRIP_PROMPT = "Answer the question with one or two words using the context. Context: {caption} Question: {question}"
+FEW_SHOT_CAPTIONS = ("two small green balls at the top", "a dog barks three times", "a large blue car on the left")
+ANSWER_PROMPT = ("Pick one word of the text that a question about it could have as its answer.\n"
+                 f"Text: {FEW_SHOT_CAPTIONS[0]}\nWord: green\n"
+                 f"Text: {FEW_SHOT_CAPTIONS[1]}\nWord: three\n"
+                 f"Text: {FEW_SHOT_CAPTIONS[2]}\nWord: car\n"
+                 "Text: {caption}\nWord:")
+QUESTION_PROMPT = ("Write a question about the text whose answer is the given word.\n"
+                   f"Text: {FEW_SHOT_CAPTIONS[0]}\nWord: green\nQuestion: What color are the balls?\n"
+                   f"Text: {FEW_SHOT_CAPTIONS[1]}\nWord: three\nQuestion: How many times does the dog bark?\n"
+                   f"Text: {FEW_SHOT_CAPTIONS[2]}\nWord: car\nQuestion: What is moving?\n"
+                   "Text: {caption}\nWord: {answer}\nQuestion:")
+ROUND_TRIP_PROMPT = ("Answer the question about the text with one word.\n"
+                     f"Text: {FEW_SHOT_CAPTIONS[0]}\nQuestion: What color are the balls?\nAnswer: green\n"
+                     f"Text: {FEW_SHOT_CAPTIONS[1]}\nQuestion: How many times does the dog bark?\nAnswer: three\n"
+                     f"Text: {FEW_SHOT_CAPTIONS[2]}\nQuestion: What is moving?\nAnswer: car\n"
+                     "Text: {caption}\nQuestion: {question}\nAnswer:")
+"""The three steps as few-shot text completions; the examples are captions of no modality in particular."""
 FUZZY_THRESHOLD = 90
 
 
@@ -94,8 +112,8 @@ def first_content_word(text: str) -> str:
     return words[0] if words else ""
 
 
-class ChatGenerator:
-    """Batched greedy chat completions with the frozen LLM: one user turn each, through `core.llm.greedy_batch`."""
+class CompletionGenerator:
+    """Batched greedy text completions with the frozen LLM (no chat turn), each cut at its first line break."""
 
     def __init__(self, llm, batch_size: int = 16) -> None:
         self.llm = llm
@@ -105,13 +123,12 @@ class ChatGenerator:
     def __call__(self, prompts: list[str], max_new_tokens: int) -> list[str]:
         from core.llm import greedy_batch
 
-        turns = [self.llm.tokenizer.apply_chat_template([{"role": "user", "content": p}], add_generation_prompt=True,
-                                                        return_tensors="pt", return_dict=True).input_ids[0]
-                 for p in prompts]
-        return greedy_batch(self.llm, [self.llm.embed(ids) for ids in turns], max_new_tokens, self.batch_size)
+        ids = [self.llm.tokenizer(p, add_special_tokens=False, return_tensors="pt").input_ids[0] for p in prompts]
+        texts = greedy_batch(self.llm, [self.llm.embed(row) for row in ids], max_new_tokens, self.batch_size)
+        return [text.split("\n")[0].strip() for text in texts]
 
 
-def llm_round_trip(rows: list[dict], indices: list[int], generate: ChatGenerator) -> tuple[list[dict], dict]:
+def llm_round_trip(rows: list[dict], indices: list[int], generate: CompletionGenerator) -> tuple[list[dict], dict]:
     """The three LLM steps on the captions of `rows[indices]`; returns kept examples and per-step counts."""
     from rapidfuzz import fuzz
 
@@ -123,7 +140,6 @@ def llm_round_trip(rows: list[dict], indices: list[int], generate: ChatGenerator
     report["answer_words_found_in_caption"] = len(usable)
     questions = generate([QUESTION_PROMPT.format(caption=captions[k], answer=answers[k]) for k in usable],
                          max_new_tokens=24)
-    questions = [q.split("\n")[0].strip() for q in questions]
     asked = [(k, q) for k, q in zip(usable, questions) if q.endswith("?") and normalise(answers[k]) not in normalise(q)]
     report["questions_well_formed"] = len(asked)
     replies = generate([ROUND_TRIP_PROMPT.format(caption=captions[k], question=q) for k, q in asked],
@@ -142,6 +158,19 @@ def llm_round_trip(rows: list[dict], indices: list[int], generate: ChatGenerator
     return kept, report
 
 
+def round_trip_llm(parser: argparse.ArgumentParser, args: argparse.Namespace):
+    """The LLM named by --llm (default: the tiny preset's) in --llm-dtype and --llm-quantization; one that cannot
+    load is a usage error."""
+    from core.llm import load_llm
+    from train.frozen_models import tiny_llm_folder
+
+    source = args.llm or tiny_llm_folder()
+    try:
+        return load_llm(source, dtype=args.llm_dtype, quantization=args.llm_quantization)
+    except (OSError, ValueError) as error:
+        parser.error(f"cannot load --llm {source}: {str(error).splitlines()[0]}")
+
+
 def main(argv: list[str] | None = None) -> None:
     from train.features import manifest_rows
 
@@ -154,8 +183,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--phrasings", type=int, default=2, help="paraphrase draws per sample")
     parser.add_argument("--llm-captions", type=int, default=0,
                         help="run the LLM round trip on the first N captions (0: templates only)")
+    parser.add_argument("--llm", help="Hugging Face causal LM (hub id or folder) for the round trip (default: the "
+                                      "tiny preset's SmolLM2-135M)")
+    parser.add_argument("--llm-dtype", choices=["float32", "bfloat16", "float16"], default="float32")
+    parser.add_argument("--llm-quantization", choices=["none", "nf4"], default="none")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args(argv)
+    if not args.llm_captions and (args.llm or args.llm_quantization != "none" or args.llm_dtype != "float32"):
+        parser.error("--llm, --llm-dtype and --llm-quantization choose the round trip's LLM; add --llm-captions N")
     torch.set_num_threads(args.threads)
     try:
         rows = manifest_rows(args.data, args.split, args.modality)
@@ -171,10 +206,8 @@ def main(argv: list[str] | None = None) -> None:
           + (f"; {untemplated} samples without tiny-world properties get caption examples only (no templates)"
              if untemplated else ""))
     if args.llm_captions:
-        from train.frozen_models import load_tiny_llm
-
         indices = list(range(min(args.llm_captions, len(rows))))
-        kept, report = llm_round_trip(rows, indices, ChatGenerator(load_tiny_llm()))
+        kept, report = llm_round_trip(rows, indices, CompletionGenerator(round_trip_llm(parser, args)))
         write_jsonl(target.with_suffix(".llm.jsonl"), kept)
         with atomic_output(target.with_suffix(".llm_report.json")) as partial:
             partial.write_text(json.dumps(report, indent=2) + "\n")
