@@ -193,10 +193,10 @@ def test_a_question_that_cannot_fit_the_context_is_refused(tiny_pipeline, contex
 
 
 def test_nf4_llm_loads_on_cpu_and_answers():
-    from core.llm import gguf_safetensors_cache, load_llm, stream_generate
-    from core.sources import cache_dir, smollm2_gguf
+    from core.llm import load_llm, stream_generate
+    from core.presets.tiny import tiny_llm_folder
 
-    llm = load_llm(gguf_safetensors_cache(smollm2_gguf(), cache_dir() / "llm"), quantization="nf4")
+    llm = load_llm(tiny_llm_folder(), quantization="nf4")
     assert type(llm.model.model.layers[0].self_attn.q_proj).__name__ == "Linear4bit"
     text = llm.tokenizer.apply_chat_template([{"role": "user", "content": "What is the capital of France?"}],
                                              tokenize=False, add_generation_prompt=True)

@@ -162,7 +162,7 @@ def round_trip_llm(parser: argparse.ArgumentParser, args: argparse.Namespace):
     """The LLM named by --llm (default: the tiny preset's) in --llm-dtype and --llm-quantization; one that cannot
     load is a usage error."""
     from core.llm import load_llm
-    from train.frozen_models import tiny_llm_folder
+    from core.presets.tiny import tiny_llm_folder
 
     source = args.llm or tiny_llm_folder()
     try:

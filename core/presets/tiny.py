@@ -23,6 +23,14 @@ MID_LEVEL_FEATURES = {"image"}
 bridges were trained on the head alone and keep it until they are retrained."""
 
 
+def tiny_llm_folder() -> Path:
+    """SmolLM2-135M as a transformers folder: de-quantised from the bundled GGUF on first use, then cached."""
+    from core.llm import gguf_safetensors_cache
+    from core.sources import cache_dir, smollm2_gguf
+
+    return gguf_safetensors_cache(smollm2_gguf(), cache_dir() / "llm")
+
+
 def build_tiny(preset: Preset):
     from transformers import AutoTokenizer
 
@@ -31,13 +39,12 @@ def build_tiny(preset: Preset):
     from core.encoders.audio import WhisperAudioEncoder
     from core.encoders.image import EfficientNetImageEncoder
     from core.encoders.pointcloud import PointGroupEncoder
-    from core.llm import gguf_safetensors_cache, load_llm
+    from core.llm import load_llm
     from core.model import ModalityBridge, XModalModel
     from core.qformer import QFormerSettings
-    from core.sources import cache_dir, minilm_folder, smollm2_gguf
+    from core.sources import minilm_folder
 
-    llm = load_llm(gguf_safetensors_cache(smollm2_gguf(), cache_dir() / "llm"), dtype=preset.llm_dtype,
-                   quantization=preset.quantization)
+    llm = load_llm(tiny_llm_folder(), dtype=preset.llm_dtype, quantization=preset.quantization)
     image = EfficientNetImageEncoder()
     audio = WhisperAudioEncoder(segments=preset.audio_segments)
     points = PointGroupEncoder().eval().requires_grad_(False)
