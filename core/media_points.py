@@ -31,11 +31,13 @@ NPY_SIGNATURE = b"\x93NUMPY"
 @dataclass
 class PointCloud:
     """`xyz` (N,3) float32 inside the unit sphere; `rgb` (N,3) float32 in [0,1] or None; `source` "points" or
-    "mesh" (what the file held)."""
+    "mesh" (what the file held); `diagonal`: the bounding-box diagonal in the file's own units, before
+    normalising (a viewer frames the file's object by it)."""
 
     xyz: np.ndarray
     rgb: Optional[np.ndarray]
     source: str
+    diagonal: float
 
 
 def load_points(path: PathLike, num_points: int = 1024, limits: MediaLimits = DEFAULT_LIMITS,
@@ -100,7 +102,8 @@ def farthest_point_sample(xyz: np.ndarray, k: int, seed: int = 0) -> np.ndarray:
 
 
 def _finish(path: Path, xyz: np.ndarray, rgb: Optional[np.ndarray], source: str, num_points: int,
-            seed: int) -> PointCloud:
+            seed: int, bounds: Optional[np.ndarray] = None) -> PointCloud:
+    """Check, normalise and subsample; `bounds` (2,3) are the object's own (a mesh's), else those of `xyz`."""
     if len(xyz) == 0:
         raise InvalidContentError(path, "contains no points")
     if not np.isfinite(xyz).all():
@@ -109,9 +112,11 @@ def _finish(path: Path, xyz: np.ndarray, rgb: Optional[np.ndarray], source: str,
         raise InvalidContentError(path, "contains NaN or infinite colour values")
     if np.ptp(xyz, axis=0).max() == 0.0:
         raise InvalidContentError(path, "all points are at the same position, so the object has no shape")
+    low, high = bounds if bounds is not None else (xyz.min(axis=0), xyz.max(axis=0))
+    diagonal = float(np.linalg.norm(np.asarray(high) - np.asarray(low)))
     xyz = normalize_to_unit_sphere(xyz)
     keep = _choose(xyz, num_points, seed)
-    return PointCloud(xyz[keep], None if rgb is None else rgb[keep].astype(np.float32), source)
+    return PointCloud(xyz[keep], None if rgb is None else rgb[keep].astype(np.float32), source, diagonal)
 
 
 def _choose(xyz: np.ndarray, num_points: int, seed: int) -> np.ndarray:
@@ -321,7 +326,7 @@ def _sample_mesh(path: Path, mesh, num_points: int, limits: MediaLimits, seed: i
     samples, face_index, barycentric = trimesh.sample.sample_surface(
         mesh, num_points * MESH_SAMPLES_PER_POINT, return_barycentric=True, seed=seed)
     rgb = _surface_colours(mesh, face_index, barycentric)
-    return _finish(path, np.asarray(samples, dtype=np.float64), rgb, "mesh", num_points, seed)
+    return _finish(path, np.asarray(samples, dtype=np.float64), rgb, "mesh", num_points, seed, mesh.bounds)
 
 
 def _surface_colours(mesh, face_index: np.ndarray, barycentric: np.ndarray) -> Optional[np.ndarray]:

@@ -42,8 +42,8 @@ def preview_3d(path: str) -> Preview3D:
     """Load a 3D file (raises `core.media.MediaError`) and choose its viewer."""
     cloud = load_points(path, num_points=MAX_PLOT_POINTS)
     if cloud.source == "mesh":
-        mesh_path = mesh_for_model3d(path)
-        return Preview3D(mesh_path=mesh_path, camera_radius=framing_radius(mesh_path))
+        return Preview3D(mesh_path=mesh_for_model3d(path),
+                         camera_radius=round(MESH_CAMERA_DIAGONALS * cloud.diagonal, 4))
     title = "coloured by the file's rgb" if cloud.rgb is not None else "coloured by height"
     return Preview3D(figure=point_cloud_figure(cloud.xyz, rgb=cloud.rgb, title=f"{Path(path).name} ({title})"))
 
@@ -53,15 +53,6 @@ def mesh_for_model3d(path: str) -> str:
     if Path(path).suffix.lower() in MODEL3D_MESH_SUFFIXES:
         return path
     return converted_copy(path, ".glb", _mesh_to_glb)
-
-
-def framing_radius(mesh_path: str) -> float:
-    """The camera distance that shows the whole mesh with a margin (`MESH_CAMERA_DIAGONALS`)."""
-    import numpy as np
-    import trimesh
-
-    low, high = trimesh.load(mesh_path, force="mesh", process=False).bounds
-    return round(MESH_CAMERA_DIAGONALS * float(np.linalg.norm(high - low)), 4)
 
 
 def _mesh_to_glb(source: str, target: str) -> None:

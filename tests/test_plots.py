@@ -159,6 +159,19 @@ def test_the_mesh_viewer_camera_stands_back_far_enough_to_leave_a_margin(tmp_pat
     assert viewer.camera_position == (45, 65, preview.camera_radius)
 
 
+def test_a_mesh_the_viewer_draws_as_it_is_is_read_once(tmp_path, monkeypatch):
+    """The camera distance comes from the loader's reading, not from a second parse of a mesh of up to 50 MB."""
+    import trimesh
+
+    box = tmp_path / "box.stl"
+    trimesh.creation.box(extents=(3.0, 4.0, 12.0)).export(str(box))
+    reads = []
+    load = trimesh.load
+    monkeypatch.setattr(trimesh, "load", lambda *args, **kwargs: reads.append(args[0]) or load(*args, **kwargs))
+    assert preview_3d(str(box)).mesh_path == str(box)
+    assert reads == [str(box)]
+
+
 @pytest.mark.parametrize("suffix", [".off", ".obj"])
 def test_mesh_formats_the_viewer_cannot_draw_are_converted_to_glb(tmp_path, suffix):
     """.obj too: the viewer draws an .obj without a material solid black."""
