@@ -13,7 +13,6 @@ better one once more; that final wording is kept only when its IAS beats every c
 """
 from __future__ import annotations
 
-import re
 import threading
 import time
 import weakref
@@ -21,13 +20,12 @@ from dataclasses import dataclass
 from typing import Optional
 
 import torch
-from rapidfuzz import fuzz
-from rapidfuzz.distance import DamerauLevenshtein, Indel
 from transformers import StoppingCriteria, StoppingCriteriaList
 
 from core.encoders.base import EncodedMedia
 from core.llm import KeyValues, LoadedLLM, cache_tensors, right_padded, shared_cache
 from core.prompt import AssembledInput
+from core.rewrite_checks import clean_rewrite, meaning_change, normalised
 from core.schema import MODALITIES, GenerationSettings, InstructionCandidate, OptimizerTrace, checked_question
 
 MEDIA_NAMES = {"image": "image", "audio": "audio clip", "video": "video", "points": "3D object"}
@@ -45,58 +43,6 @@ _HEADER_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 """LLM module -> {few-shot header text: (token ids, per-layer keys and values), _NEWLINES: line-break token ids};
 the header never changes, so every request after the first skips it."""
 _NEWLINES = "\n"
-
-_STOPWORDS = frozenset(
-    "the a an is are was were be of in on at to for and or it its this that these those there here what which who "
-    "whom how why when where do does did can could would should will you me my please tell is any some with from "
-    "about as by into than then so if not no yes".split())
-
-
-_GENERIC_WORDS = frozenset(
-    "describe show shown see look looks like kind type sort number many much count big large small size colour color "
-    "colours colors shape shapes position located location side part "
-    "object objects thing things item items picture image photo sound audio clip video scene point cloud move moves "
-    "moving direction fast slow happen happens heard hear visible contain contains".split())
-
-
-QUESTION_KINDS = {
-    "colour": "colour color colours colors coloured colored",
-    "count": "many number count",
-    "size": "big large small size tall little huge tiny",
-    "position": "where side position located location left right top bottom center centre middle",
-    "shape": "shape shapes form",
-    "appearance": "look looks",
-    "pitch": "pitch pitched high low",
-    "motion": "move moves moving direction",
-    "speed": "fast slow slowly quickly speed",
-}
-"""Words that say what a question asks. A rewrite may fix the wording but not the kind: the small LLM turns
-"colour cone" into "How does the cone look?" and "side sphere" into "How big is the sphere?", and IAS, a fluency
-score, prefers those fluent wrong questions to the vague right ones."""
-_KIND_OF_WORD = {word: kind for kind, words in QUESTION_KINDS.items() for word in words.split()}
-QUESTION_PHRASES = {"how much": "count"}
-"""Kinds said by a phrase, not a word: "How much is the shape?" asks a count, "not too much trouble" asks nothing."""
-
-
-def one_slip(word: str, known: str) -> bool:
-    """True when `word` is `known` with one letter dropped, added or two neighbours swapped ('collor', 'wehre'), not
-    one letter replaced: 'side' must not read as 'size'."""
-    return Indel.distance(word, known) <= 1 or (sorted(word) == sorted(known)
-                                                and DamerauLevenshtein.distance(word, known) <= 1)
-
-
-def question_kinds(text: str) -> set[str]:
-    """The kinds of QUESTION_KINDS and QUESTION_PHRASES a text asks about; words of four letters or more match
-    misspelled too."""
-    text = normalised(text)
-    kinds = {kind for phrase, kind in QUESTION_PHRASES.items() if re.search(rf"\b{phrase}\b", text)}
-    for word in text.split():
-        if word in _KIND_OF_WORD:
-            kinds.add(_KIND_OF_WORD[word])
-        elif len(word) >= 4:
-            kinds |= {kind for known, kind in _KIND_OF_WORD.items() if len(known) >= 4 and one_slip(word, known)}
-    return kinds
-
 
 def media_phrase(modalities: list[str]) -> str:
     """'image', 'audio clip and video', ... in the canonical order; 'input' when no media are given."""
@@ -179,46 +125,6 @@ class AlignmentScorer:
                                              token_nll=values,
                                              tokens=self.llm.tokenizer.convert_ids_to_tokens(seq)))
         return results
-
-
-def normalised(text: str) -> str:
-    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
-
-
-def content_words(text: str) -> list[str]:
-    return [w for w in normalised(text).split() if len(w) >= 3 and w not in _STOPWORDS]
-
-
-def spelled_alike(word: str, other: str) -> bool:
-    """Loose: a user's misspelling of a word the rewrite spells right ('colr' ~ 'colour'). Topic checks use it;
-    question kinds use the strict `one_slip`, because there a near word is another kind ('side' / 'size')."""
-    return fuzz.ratio(word, other) >= 75
-
-
-def new_words(rewrite: str, original: str) -> list[str]:
-    """Content words of the rewrite that the original never used (allowing misspellings) and that are not generic
-    question words: a rewrite that brings in 'car' for a question about cylinders, or 'left' for one about the
-    right, asks something else."""
-    theirs = normalised(original).split()
-    return [w for w in content_words(rewrite) if w not in _GENERIC_WORDS
-            and not any(spelled_alike(w, word) for word in theirs)]
-
-
-def shares_topic(rewrite: str, original: str) -> bool:
-    """True when a content word of the rewrite matches one of the original's, allowing misspellings
-    ('colour' ~ 'colr'); an original without content words cannot be judged, so anything passes."""
-    theirs = content_words(original)
-    if not theirs:
-        return True
-    return any(spelled_alike(mine, word) for mine in content_words(rewrite) for word in theirs)
-
-
-def clean_rewrite(generated: str) -> Optional[str]:
-    """The first line of a completion, without quotes or a repeated label; None if it never ended (over-long)."""
-    if "\n" not in generated:
-        return None
-    line = generated.split("\n", 1)[0].strip().strip("\"'").strip()
-    return re.sub(r"^(rewrite|question)\s*:\s*", "", line, flags=re.IGNORECASE).strip()
 
 
 class _StopSwitch(StoppingCriteria):
@@ -347,14 +253,7 @@ class InstructionOptimizer:
             return "duplicate"
         if len(self.llm.tokenizer(rewrite, add_special_tokens=False).input_ids) > limit:
             return "over-long"
-        if not shares_topic(rewrite, original):
-            return "off-topic"
-        if question_kinds(rewrite) != question_kinds(original):
-            return "changes what is asked"
-        added = new_words(rewrite, original)
-        if added:
-            return f"off-topic: adds {added[0]!r}"
-        return None
+        return meaning_change(rewrite, original)
 
     @staticmethod
     def comparison_query(worse: str, better: str) -> str:

@@ -6,8 +6,8 @@ import random
 import pytest
 import torch
 
-from core.optimizer import (AlignmentScorer, InstructionOptimizer, clean_rewrite, meta_prompt, new_words,
-                            question_kinds, shares_topic)
+from core.optimizer import AlignmentScorer, InstructionOptimizer, meta_prompt
+from core.rewrite_checks import clean_rewrite, dropped_alternative, new_words, question_kinds, shares_topic
 from core.schema import GenerationSettings
 from tests.media_fixtures import make_image
 
@@ -140,6 +140,16 @@ def test_question_kinds_survive_misspelling_and_tell_questions_apart():
     assert question_kinds("How much is the shape?") == {"count", "shape"} != question_kinds("wat shap is teh objct?")
 
 
+def test_a_rewrite_keeps_both_answers_a_question_offers():
+    """Seen in the optimiser evaluation: "rhythm fast slow" -> "How fast is the rhythm?", answered "four"."""
+    assert dropped_alternative("How fast is the rhythm?", "rhythm fast slow") == "slow"
+    assert dropped_alternative("Is the sound high pitched?", "is the sound hgih or low piched?") == "low"
+    assert dropped_alternative("Where is the car?", "Is the car on the left or the rihgt?") == "left"
+    assert dropped_alternative("Does the car move quickly or slowly?", "does the car move fast or slowy?") is None
+    assert dropped_alternative("How quickly does it move?", "how fast does it moov?") is None  # offered no choice
+    assert dropped_alternative("Is the chirp rising or falling?", "does teh chirp rise or fall?") is None
+
+
 def test_a_rewrite_that_asks_something_else_is_dropped(optimizer, encoded, monkeypatch):
     """The failure seen in the optimiser evaluation: a fluent rewrite of another kind of question."""
     outputs = iter([["How does the cone look?\n", "How big is the cone?\n", "What colour is the cone?\n"], ["\n"]])
@@ -147,6 +157,14 @@ def test_a_rewrite_that_asks_something_else_is_dropped(optimizer, encoded, monke
     trace = optimizer.optimize("colour cone", encoded)
     assert [c.instruction for c in trace.candidates] == ["colour cone", "What colour is the cone?"]
     assert list(trace.rejected.values()) == ["changes what is asked"] * 2
+
+
+def test_a_rewrite_that_drops_an_alternative_is_dropped(optimizer, encoded, monkeypatch):
+    outputs = iter([["How high is the sound?\n", "Is the sound high or low?\n"], ["\n"]])
+    monkeypatch.setattr(optimizer, "_complete", lambda *args, **kwargs: next(outputs))
+    trace = optimizer.optimize("sound high low pitched", encoded)
+    assert [c.instruction for c in trace.candidates] == ["sound high low pitched", "Is the sound high or low?"]
+    assert trace.rejected == {"How high is the sound?": "drops the alternative 'low'"}
 
 
 def test_bad_rewrites_are_dropped_and_the_original_stays(optimizer, encoded, monkeypatch):

@@ -23,7 +23,8 @@ import torch
 from tqdm import tqdm
 
 from core.encoders.base import EncodedMedia
-from core.optimizer import InstructionOptimizer, content_words
+from core.optimizer import InstructionOptimizer
+from core.rewrite_checks import content_words
 from core.schema import GenerationSettings
 
 STYLES = ("vague", "misspelled", "wordy")
