@@ -7,9 +7,10 @@ once, its key/value cache is shared by the batch (expanded views, no copy), and 
 forward pass.
 
 Rewrites come from one batched, sampled generation with a few-shot rewrite prompt (text only: the small offline LLM
-follows a plain completion pattern far better than a chat request). Instruction Comparison Optimisation (ICO) then
-shows the original and the best rewrite, worse first, as an in-context rewrite example and lets the LLM rewrite the
-better one once more; that final wording is kept only when its IAS beats every candidate.
+follows a plain completion pattern far better than a chat request); `core.rewrite_checks` drops those that ask
+something else. Instruction Comparison Optimisation (ICO) then shows the original and the best rewrite, worse first,
+as an in-context rewrite example and lets the LLM rewrite the better one once more; that final wording is kept only
+when its IAS beats every candidate.
 """
 from __future__ import annotations
 
