@@ -30,23 +30,24 @@ from core.atomic import atomic_output
 from train.templates import caption_prompt, template_qa
 from train.world.records import SPLITS, row_digest, write_jsonl
 
-FEW_SHOT_CAPTIONS = ("two small green balls at the top", "a dog barks three times", "a large blue car on the left")
+FEW_SHOT = (
+    ("two small green balls at the top", "green", "What color are the balls?"),
+    ("a dog barks three times", "three", "How many times does the dog bark?"),
+    ("a large blue car", "large", "How big is the car?"),
+    ("a red kite and a yellow sun", "kite", "What is red?"),
+)
+"""(caption, answer word, question) examples of no modality in particular, each asking another kind of thing: the
+135M model copies the examples' question forms, and one form alone ("What object is on the left?") became the
+question of almost every caption."""
 ANSWER_PROMPT = ("Pick one word of the text that a question about it could have as its answer.\n"
-                 f"Text: {FEW_SHOT_CAPTIONS[0]}\nWord: green\n"
-                 f"Text: {FEW_SHOT_CAPTIONS[1]}\nWord: three\n"
-                 f"Text: {FEW_SHOT_CAPTIONS[2]}\nWord: car\n"
-                 "Text: {caption}\nWord:")
+                 + "".join(f"Text: {c}\nWord: {w}\n" for c, w, _ in FEW_SHOT) + "Text: {caption}\nWord:")
 QUESTION_PROMPT = ("Write a question about the text whose answer is the given word.\n"
-                   f"Text: {FEW_SHOT_CAPTIONS[0]}\nWord: green\nQuestion: What color are the balls?\n"
-                   f"Text: {FEW_SHOT_CAPTIONS[1]}\nWord: three\nQuestion: How many times does the dog bark?\n"
-                   f"Text: {FEW_SHOT_CAPTIONS[2]}\nWord: car\nQuestion: What is moving?\n"
-                   "Text: {caption}\nWord: {answer}\nQuestion:")
+                   + "".join(f"Text: {c}\nWord: {w}\nQuestion: {q}\n" for c, w, q in FEW_SHOT)
+                   + "Text: {caption}\nWord: {answer}\nQuestion:")
 ROUND_TRIP_PROMPT = ("Answer the question about the text with one word.\n"
-                     f"Text: {FEW_SHOT_CAPTIONS[0]}\nQuestion: What color are the balls?\nAnswer: green\n"
-                     f"Text: {FEW_SHOT_CAPTIONS[1]}\nQuestion: How many times does the dog bark?\nAnswer: three\n"
-                     f"Text: {FEW_SHOT_CAPTIONS[2]}\nQuestion: What is moving?\nAnswer: car\n"
-                     "Text: {caption}\nQuestion: {question}\nAnswer:")
-"""The three steps as few-shot text completions; the examples are captions of no modality in particular."""
+                     + "".join(f"Text: {c}\nQuestion: {q}\nAnswer: {w}\n" for c, w, q in FEW_SHOT)
+                     + "Text: {caption}\nQuestion: {question}\nAnswer:")
+"""The three steps as few-shot text completions."""
 FUZZY_THRESHOLD = 90
 
 
@@ -123,7 +124,7 @@ class CompletionGenerator:
     def __call__(self, prompts: list[str], max_new_tokens: int) -> list[str]:
         from core.llm import greedy_batch
 
-        ids = [self.llm.tokenizer(p, add_special_tokens=False, return_tensors="pt").input_ids[0] for p in prompts]
+        ids = [self.llm.tokenizer(p, return_tensors="pt").input_ids[0] for p in prompts]  # with a BOS where it has one
         texts = greedy_batch(self.llm, [self.llm.embed(row) for row in ids], max_new_tokens, self.batch_size)
         return [text.split("\n")[0].strip() for text in texts]
 
@@ -167,8 +168,8 @@ def round_trip_llm(parser: argparse.ArgumentParser, args: argparse.Namespace):
     source = args.llm or tiny_llm_folder()
     try:
         return load_llm(source, dtype=args.llm_dtype, quantization=args.llm_quantization)
-    except (OSError, ValueError) as error:
-        parser.error(f"cannot load --llm {source}: {str(error).splitlines()[0]}")
+    except (OSError, ValueError, ImportError) as error:
+        parser.error(f"cannot load --llm {source}: {(str(error) or type(error).__name__).splitlines()[0]}")
 
 
 def main(argv: list[str] | None = None) -> None:
