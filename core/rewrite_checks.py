@@ -44,33 +44,35 @@ QUESTION_PHRASES = {"how much": "count"}
 """Kinds said by a phrase, not a word: "How much is the shape?" asks a count, "not too much trouble" asks nothing."""
 
 
-def one_slip(word: str, known: str) -> bool:
-    """True when `word` is `known` with one letter dropped, added or two neighbours swapped ('collor', 'wehre'), not
-    one letter replaced: 'side' must not read as 'size'."""
+def misspells(word: str, known: str) -> bool:
+    """True when `word` (four letters or more, not itself a common word) is `known` with one letter dropped, added or
+    two neighbours swapped ('collor', 'wehre'), the first letter kept; not one letter replaced: 'side' must not read
+    as 'size', nor 'from' as 'form', 'here' as 'where' or 'bright' as 'right'."""
+    if len(word) < 4 or len(known) < 4 or word in _STOPWORDS or word[0] != known[0]:
+        return False
     return Indel.distance(word, known) <= 1 or (sorted(word) == sorted(known)
                                                 and DamerauLevenshtein.distance(word, known) <= 1)
 
 
 def question_kinds(text: str) -> set[str]:
-    """The kinds of QUESTION_KINDS and QUESTION_PHRASES a text asks about; words of four letters or more match
-    misspelled too."""
+    """The kinds of QUESTION_KINDS and QUESTION_PHRASES a text asks about, its words read misspelled too."""
     text = normalised(text)
     kinds = {kind for phrase, kind in QUESTION_PHRASES.items() if re.search(rf"\b{phrase}\b", text)}
     for word in text.split():
         if word in _KIND_OF_WORD:
             kinds.add(_KIND_OF_WORD[word])
-        elif len(word) >= 4:
-            kinds |= {kind for known, kind in _KIND_OF_WORD.items() if len(known) >= 4 and one_slip(word, known)}
+        else:
+            kinds |= {kind for known, kind in _KIND_OF_WORD.items() if misspells(word, known)}
     return kinds
 
 
 ALTERNATIVES = (
     (("high", "higher"), ("low", "lower")),
-    (("fast", "quick", "quickly"), ("slow", "slowly")),
-    (("small", "little"), ("large", "big")),
+    (("fast", "faster", "quick", "quickly"), ("slow", "slower", "slowly")),
+    (("small", "smaller", "little"), ("large", "larger", "big", "bigger")),
     (("rise", "rises", "rising"), ("fall", "falls", "falling")),
     (("left",), ("right",)),
-    (("top", "above"), ("bottom", "below")),
+    (("top", "above", "upper"), ("bottom", "below", "lower")),
     (("up",), ("down",)),
 )
 """Opposites a question can offer as its answers ("Is the sound high or low pitched?"). A rewrite that keeps only one
@@ -78,7 +80,7 @@ side asks something else: "rhythm fast slow" became "How fast is the rhythm?", a
 
 
 def _names(words: list[str], forms: tuple[str, ...]) -> bool:
-    return any(word == form or (len(form) >= 4 and one_slip(word, form)) for word in words for form in forms)
+    return any(word == form or misspells(word, form) for word in words for form in forms)
 
 
 def dropped_alternative(rewrite: str, original: str) -> Optional[str]:
@@ -92,8 +94,17 @@ def dropped_alternative(rewrite: str, original: str) -> Optional[str]:
     return None
 
 
+def repeats_itself(rewrite: str) -> bool:
+    """Two identical sentences: the small LLM's degenerate loop ("You are shown to me. You are shown to me.")."""
+    sentences = [normalised(part) for part in re.split(r"[.?!]+", rewrite)]
+    sentences = [sentence for sentence in sentences if sentence]
+    return len(set(sentences)) < len(sentences)
+
+
 def meaning_change(rewrite: str, original: str) -> Optional[str]:
     """Why a well-formed rewrite asks something other than the original, or None when it asks the same."""
+    if repeats_itself(rewrite):
+        return "repeats itself"
     if not shares_topic(rewrite, original):
         return "off-topic"
     if question_kinds(rewrite) != question_kinds(original):
@@ -117,7 +128,7 @@ def content_words(text: str) -> list[str]:
 
 def spelled_alike(word: str, other: str) -> bool:
     """Loose: a user's misspelling of a word the rewrite spells right ('colr' ~ 'colour'). Topic checks use it;
-    question kinds use the strict `one_slip`, because there a near word is another kind ('side' / 'size')."""
+    question kinds use the strict `misspells`, because there a near word is another kind ('side' / 'size')."""
     return fuzz.ratio(word, other) >= 75
 
 

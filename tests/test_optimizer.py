@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from core.optimizer import AlignmentScorer, InstructionOptimizer, meta_prompt
-from core.rewrite_checks import clean_rewrite, dropped_alternative, new_words, question_kinds, shares_topic
+from core.rewrite_checks import (clean_rewrite, dropped_alternative, meaning_change, new_words, question_kinds,
+                                 shares_topic)
 from core.schema import GenerationSettings
 from tests.media_fixtures import make_image
 
@@ -148,6 +149,23 @@ def test_a_rewrite_keeps_both_answers_a_question_offers():
     assert dropped_alternative("Does the car move quickly or slowly?", "does the car move fast or slowy?") is None
     assert dropped_alternative("How quickly does it move?", "how fast does it moov?") is None  # offered no choice
     assert dropped_alternative("Is the chirp rising or falling?", "does teh chirp rise or fall?") is None
+    assert dropped_alternative("Is it bigger?", "is it bigger or smaller?") == "small"
+
+
+def test_common_words_are_not_read_as_misspelled_question_words():
+    """'all' is no 'fall', 'own' no 'down', 'bright' no 'right', 'from' no 'form', 'were' and 'here' no 'where'."""
+    assert dropped_alternative("Does the pitch rise?", "does the pitch rise at all") is None
+    assert dropped_alternative("Does the ball go up?", "does the ball go up on its own") is None
+    assert dropped_alternative("Is the bright lamp on the left?", "is the bright lamp on the left") is None
+    assert question_kinds("how many cars were there") == {"count"} == question_kinds("How many cars are there?")
+    assert question_kinds("colour of the ball from the video") == {"colour"}
+    assert question_kinds("what is here?") == set()
+
+
+def test_a_rewrite_that_repeats_a_sentence_is_dropped():
+    """Seen on the validation split: "shown image" -> "You are shown to me. You are shown to me." """
+    assert meaning_change("You are shown to me. You are shown to me.", "shown image") == "repeats itself"
+    assert meaning_change("What color is the car and what color is the ball?", "wat colr car and ball") is None
 
 
 def test_a_rewrite_that_asks_something_else_is_dropped(optimizer, encoded, monkeypatch):
