@@ -87,7 +87,7 @@ class Pipeline:
     def stream(self, request: AskRequest, stop: Optional[threading.Event] = None,
                decoded: Optional[dict[str, Any]] = None) -> Iterator[StreamEvent]:
         """Text deltas as the LLM produces them, then one event with the full `AskResult`; `decoded` holds media the
-        caller decoded already (`decode_media`), by modality."""
+        caller decoded already, by modality, with `decode_media(self.preset, ...)`: they are cached as this preset's."""
         from core.llm import stream_generate
 
         settings = request.settings
