@@ -9,7 +9,7 @@ import signal
 import sys
 import time
 
-from core.schema import AskRequest, GenerationSettings
+from core.schema import AskRequest, GenerationSettings, checked_question
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,6 +58,7 @@ def run_ask(args: argparse.Namespace) -> int:
 
     request = request_from_args(args)
     request.settings.validate()
+    checked_question(request.question)
     overrides = {k: v for k, v in {"llm_dtype": args.llm_dtype, "quantization": args.quantization}.items() if v}
     preset = get_preset(args.preset, **overrides)
     # decoded before the model loads: a bad file is refused in a second, and decoded once all the same

@@ -60,7 +60,7 @@ def test_bad_input_exits_nonzero_with_one_line(tmp_path, content, flag, expected
     assert len(lines) == 1 and lines[0].startswith("error:") and expected in lines[0].lower()
 
 
-def test_media_over_a_limit_are_refused_before_the_model_loads(tmp_path, monkeypatch, capsys):
+def test_bad_media_and_an_empty_question_are_refused_before_the_model_loads(tmp_path, monkeypatch, capsys):
     """The pixel count is read from the file's header, so the CLI needs no model to refuse it."""
     from PIL import Image
 
@@ -78,6 +78,8 @@ def test_media_over_a_limit_are_refused_before_the_model_loads(tmp_path, monkeyp
     monkeypatch.setattr(presets, "get_preset", unbuildable)
     assert cli.main(["ask", "--image", str(huge), "What is it?"]) == 2
     assert "huge.png: the image is 8000x5001 = 40.01 megapixels" in capsys.readouterr().err
+    assert cli.main(["ask", "   "]) == 2
+    assert "error: the question is empty" in capsys.readouterr().err
 
 
 def test_wrong_kind_for_the_flag_missing_file_and_folder(tmp_path):
