@@ -286,9 +286,11 @@ def stream_generate(llm: LoadedLLM, inputs_embeds: torch.Tensor, attention_mask:
         raise errors[0]
 
 
-def greedy_batch(llm: LoadedLLM, prompts: list[torch.Tensor], max_new_tokens: int, batch_size: int = 16) -> list[str]:
+def greedy_batch(llm: LoadedLLM, prompts: list[torch.Tensor], max_new_tokens: int, batch_size: int = 16,
+                 strip: bool = True) -> list[str]:
     """Greedy answers for prompts given as embeddings (length_i, width) of different lengths, `batch_size` at a
-    time: left-padded with a mask, as decoder-only generation needs, so every row continues from its own end."""
+    time: left-padded with a mask, as decoder-only generation needs, so every row continues from its own end;
+    `strip=False` keeps the completions' leading and trailing white space."""
     tokenizer = llm.tokenizer
     answers: list[str] = []
     for start in range(0, len(prompts), batch_size):
@@ -304,5 +306,5 @@ def greedy_batch(llm: LoadedLLM, prompts: list[torch.Tensor], max_new_tokens: in
                                      attention_mask=mask.to(llm.device), max_new_tokens=max_new_tokens,
                                      do_sample=False, temperature=None, top_p=None, top_k=None,
                                      eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
-        answers += [text.strip() for text in tokenizer.batch_decode(ids, skip_special_tokens=True)]
+        answers += [text.strip() if strip else text for text in tokenizer.batch_decode(ids, skip_special_tokens=True)]
     return answers

@@ -118,3 +118,19 @@ def test_the_round_trip_runs_with_the_tiny_llm(tmp_path):
     kept = [json.loads(line) for line in (tmp_path / "i" / "val" / "image.llm.jsonl").open()]
     assert len(kept) == report["round_trip_kept"] >= 1  # the reference's chat-turn prompts kept none
     assert all(pair["answer"] in captions[pair["sample"]] and pair["question"].endswith("?") for pair in kept)
+
+
+def test_a_completion_is_its_first_line_and_one_that_starts_a_new_line_is_empty(monkeypatch):
+    """The few-shot prompts end where the answer goes; a completion that breaks the line at once gave no answer,
+    and must not be read as the next example's text."""
+    import torch
+
+    import core.llm
+    from train.qa_gen import CompletionGenerator
+
+    class StubLLM:
+        tokenizer = staticmethod(lambda text, return_tensors: type("Ids", (), {"input_ids": torch.zeros(1, 2)}))
+        embed = staticmethod(lambda ids: ids)
+
+    monkeypatch.setattr(core.llm, "greedy_batch", lambda llm, prompts, n, size, strip: [" green\nText: a", "\nWord: x?"])
+    assert CompletionGenerator(StubLLM())(["Word:", "Word:"], max_new_tokens=4) == ["green", ""]

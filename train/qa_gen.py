@@ -125,8 +125,9 @@ class CompletionGenerator:
         from core.llm import greedy_batch
 
         ids = [self.llm.tokenizer(p, return_tensors="pt").input_ids[0] for p in prompts]  # with a BOS where it has one
-        texts = greedy_batch(self.llm, [self.llm.embed(row) for row in ids], max_new_tokens, self.batch_size)
-        return [text.split("\n")[0].strip() for text in texts]
+        texts = greedy_batch(self.llm, [self.llm.embed(row) for row in ids], max_new_tokens, self.batch_size,
+                             strip=False)
+        return [text.split("\n")[0].strip() for text in texts]  # a completion that starts a new line says nothing
 
 
 def llm_round_trip(rows: list[dict], indices: list[int], generate: CompletionGenerator) -> tuple[list[dict], dict]:
