@@ -79,16 +79,29 @@ ALTERNATIVES = (
 side asks something else: "rhythm fast slow" became "How fast is the rhythm?", answered "four"."""
 
 
-def _names(words: list[str], forms: tuple[str, ...]) -> bool:
-    return any(word == form or misspells(word, form) for word in words for form in forms)
+def _names(word: str, forms: tuple[str, ...]) -> bool:
+    return any(word == form or misspells(word, form) for form in forms)
+
+
+def offers(words: list[str], sides: tuple[tuple[str, ...], tuple[str, ...]]) -> bool:
+    """True when the two sides stand as a choice: next to each other ("fast slow") or joined by "or" ("left or the
+    right"); two objects that merely differ ("the small ball left of the big ball") offer none."""
+    first = [i for i, word in enumerate(words) if _names(word, sides[0])]
+    second = [i for i, word in enumerate(words) if _names(word, sides[1])]
+    for i in first:
+        for j in second:
+            between = words[min(i, j) + 1:max(i, j)]
+            if not between or (between[0] == "or" and len(between) <= 2):
+                return True
+    return False
 
 
 def dropped_alternative(rewrite: str, original: str) -> Optional[str]:
     """The first answer the original offers (both sides of an ALTERNATIVES pair) that the rewrite leaves out."""
     theirs, mine = normalised(original).split(), normalised(rewrite).split()
     for sides in ALTERNATIVES:
-        if all(_names(theirs, side) for side in sides):
-            missing = [side for side in sides if not _names(mine, side)]
+        if offers(theirs, sides):
+            missing = [side for side in sides if not any(_names(word, side) for word in mine)]
             if missing:
                 return missing[0][0]
     return None

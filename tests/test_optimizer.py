@@ -160,6 +160,8 @@ def test_common_words_are_not_read_as_misspelled_question_words():
     assert question_kinds("how many cars were there") == {"count"} == question_kinds("How many cars are there?")
     assert question_kinds("colour of the ball from the video") == {"colour"}
     assert question_kinds("what is here?") == set()
+    assert dropped_alternative("Is the small ball on the left?", "is the small ball left of the big ball") is None
+    assert dropped_alternative("Is the beep low?", "is the quick beep low") is None
 
 
 def test_a_rewrite_that_repeats_a_sentence_is_dropped():
