@@ -18,7 +18,7 @@ KIND_EXTENSIONS: dict[str, tuple[str, ...]] = {
     "image": (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif"),
     "audio": (".wav", ".flac", ".ogg", ".mp3"),
     "video": (".mp4", ".webm", ".avi", ".mov", ".gif"),
-    "points": (".npy", ".npz", ".ply", ".pcd", ".xyz", ".txt", ".obj", ".stl", ".glb", ".off"),
+    "points": (".npy", ".npz", ".pt", ".ply", ".pcd", ".xyz", ".txt", ".obj", ".stl", ".glb", ".off"),
 }
 """Accepted extensions per kind. `.gif` is both: a still or the first frame as an image, all frames as a video."""
 

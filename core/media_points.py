@@ -1,6 +1,6 @@
 """3D inputs: point-cloud and mesh files become one fixed-size cloud, centred in the unit sphere.
 
-Point files are read as they are (.npy, .npz, .pcd, .xyz/.txt, .ply without faces); meshes (.obj, .stl, .glb,
+Point files are read as they are (.npy, .npz, .pcd, .xyz/.txt, .ply without faces, Cap3D's .pt tensors); meshes (.obj, .stl, .glb,
 .off, .ply with faces) are sampled on their surface, keeping vertex, face or texture colours when present.
 Farthest-point sampling then keeps `num_points` points that cover the whole shape, as the 3D encoders expect.
 """
@@ -56,6 +56,8 @@ def load_points(path: PathLike, num_points: int = 1024, limits: MediaLimits = DE
         table = _read_pcd(p, limits)
     elif suffix in (".xyz", ".txt"):
         table = _read_text(p, limits)
+    elif suffix == ".pt":
+        table = _read_torch_tensor(p, limits)
     else:
         return _load_with_trimesh(p, num_points, limits, seed)
     xyz, rgb = _split_columns(p, table)
@@ -209,6 +211,28 @@ def _read_text(path: Path, limits: MediaLimits) -> np.ndarray:
         return np.loadtxt(io.StringIO(text.replace(",", " ")), dtype=np.float64, comments="#", ndmin=2)
     except ValueError as e:
         raise CorruptFileError(path, f"has rows that are not 'x y z [r g b]' numbers ({first_line(e)})") from e
+
+
+def _read_torch_tensor(path: Path, limits: MediaLimits) -> np.ndarray:
+    """One saved tensor of points. Cap3D's PointCloud_pt_zips hold (6, 16384) per object, channels first: its
+    Point-E fine-tuning indexes points on the second axis and feeds x y z R G B (colours 0..255) to Point-E as they
+    are. A (N, 3|6) table is read as rows. Loaded with `weights_only`, so a file cannot run pickled code."""
+    import torch
+
+    try:
+        value = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises pickle, zip and runtime errors of many types on damaged files
+        raise CorruptFileError(path, f"is not a readable PyTorch tensor file ({first_line(e)})") from e
+    if not isinstance(value, torch.Tensor):
+        raise InvalidContentError(path, f"holds a {type(value).__name__}, not one tensor of points")
+    if value.is_complex() or value.dtype == torch.bool:
+        raise InvalidContentError(path, f"holds {value.dtype} values, not coordinates")
+    table = value.detach().to(torch.float64).numpy()
+    if table.ndim == 2 and table.shape[0] in (3, 6) and table.shape[1] not in (3, 6):
+        table = table.T
+    if table.ndim == 2:
+        _check_point_count(path, len(table), limits)
+    return table
 
 
 PCD_TYPES = {"F": "f", "U": "u", "I": "i"}

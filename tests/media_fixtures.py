@@ -98,7 +98,8 @@ def cloud(n: int = 2000, seed: int = 0, with_rgb: bool = False) -> np.ndarray:
 
 def make_point_cloud_file(path, points: Optional[np.ndarray] = None, key: str = "points",
                           pcd_encoding: str = "ascii") -> Path:
-    """Write (N,3) or (N,6) points (default `cloud()`) as .npy, .npz (under `key`), .ply, .pcd, .xyz or .txt."""
+    """Write (N,3) or (N,6) points (default `cloud()`) as .npy, .npz (under `key`), .ply, .pcd, .xyz, .txt, or .pt
+    (a float32 tensor, channels first, as in Cap3D's PointCloud_pt_zips)."""
     path = Path(path)
     points = cloud() if points is None else np.asarray(points, dtype=np.float64)
     suffix = path.suffix.lower()
@@ -113,6 +114,10 @@ def make_point_cloud_file(path, points: Optional[np.ndarray] = None, key: str = 
         trimesh.PointCloud(points[:, :3], colors=colours).export(path)
     elif suffix == ".pcd":
         _write_pcd(path, points, pcd_encoding)
+    elif suffix == ".pt":
+        import torch
+
+        torch.save(torch.tensor(points.T, dtype=torch.float32), path)
     else:
         np.savetxt(path, points, delimiter="," if suffix == ".txt" else " ")
     return path

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.media_points import load_points
+from media_fixtures import cloud, make_point_cloud_file
 from train.adapters import ADAPTERS, read_audiocaps, read_cap3d, read_clotho, read_coco, read_msrvtt, read_webvid
 from train.adapters.__main__ import main
 from train.world.records import read_manifest
@@ -148,17 +150,16 @@ def test_clotho_columns_other_than_numbered_captions_are_not_captions(tmp_path):
     assert record.captions == ["Crickets chirp.", "Insects chirp."]
 
 
-def test_cap3d_pt_point_clouds_are_reported_not_listed(tmp_path, capsys):
-    """core/media_points.py cannot read Cap3D's .pt tensors, so a manifest must not point at them."""
-    (tmp_path / "ed51a51909ee46c780db3a85e821feb2.pt").write_bytes(b"PK\x03\x04 a torch zip")
+def test_cap3d_pt_point_clouds_are_listed_and_load(tmp_path):
+    """Cap3D's PointCloud_pt_zips layout: {uid}.pt, one (6, 16384) tensor per object."""
+    make_point_cloud_file(tmp_path / "ed51a51909ee46c780db3a85e821feb2.pt", cloud(n=16384, with_rgb=True))
     annotations = str(DATA / "cap3d" / "Cap3D_automated_Objaverse_no3Dword.csv")
-    adapted = read_cap3d(annotations, str(tmp_path))
-    assert adapted.records == [] and "ed51a51909ee46c780db3a85e821feb2" in adapted.missing
-    with pytest.raises(SystemExit):
-        main(["cap3d", "--annotations", annotations, "--media-dir", str(tmp_path), "--out",
-              str(tmp_path / "manifest.jsonl")])
-    assert "1 uids have only a .pt point cloud" in capsys.readouterr().err
-    assert not (tmp_path / "manifest.jsonl").exists()
+    manifest = tmp_path / "manifest.jsonl"
+    main(["cap3d", "--annotations", annotations, "--media-dir", str(tmp_path), "--out", str(manifest)])
+    (record,) = read_manifest(str(manifest))
+    assert record.sample_id == "cap3d-ed51a51909ee46c780db3a85e821feb2" and record.path.endswith(".pt")
+    cloud_read = load_points(record.path, num_points=512)
+    assert cloud_read.xyz.shape == (512, 3) and cloud_read.rgb.shape == (512, 3)
 
 
 def test_cap3d_caption_is_everything_after_the_first_comma(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -239,7 +240,7 @@ def assert_normalised(cloud_out: PointCloud, num_points: int) -> None:
     assert np.abs(cloud_out.xyz.mean(axis=0)).max() < 0.2
 
 
-@pytest.mark.parametrize("ext", ["npy", "npz", "ply", "pcd", "xyz", "txt"])
+@pytest.mark.parametrize("ext", ["npy", "npz", "pt", "ply", "pcd", "xyz", "txt"])
 @pytest.mark.parametrize("with_rgb", [False, True])
 def test_point_cloud_formats(tmp_path, ext, with_rgb):
     points = cloud(n=3000, with_rgb=with_rgb)
@@ -283,6 +284,39 @@ def test_pcd_declaring_no_or_negative_points_is_refused(tmp_path, encoding, decl
         load_points(path)
 
 
+def test_cap3d_pt_tensor_is_read_channels_first_with_colours_in_0_255(tmp_path):
+    """Cap3D's PointCloud_pt_zips: (6, 16384) per object, x y z R G B along the first axis."""
+    points = cloud(n=16384, with_rgb=True).astype(np.float32).astype(np.float64)  # as the float32 tensor holds them
+    result = load_points(make_point_cloud_file(tmp_path / "uid.pt", points), num_points=16384)
+    order, got_order = np.lexsort(normalize_to_unit_sphere(points[:, :3]).T), np.lexsort(result.xyz.T)
+    assert np.allclose(result.rgb[got_order], points[order, 3:] / 255, atol=1e-6)
+
+
+def test_pt_file_holding_something_else_than_a_tensor_is_refused(tmp_path):
+    import torch
+
+    torch.save({"points": torch.zeros(10, 3)}, tmp_path / "dict.pt")
+    assert "holds a dict, not one tensor of points" in str(
+        raises_media_error(InvalidContentError, load_points, tmp_path / "dict.pt"))
+
+
+class _TouchesAFileWhenUnpickled:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return Path.touch, (self.marker,)
+
+
+def test_pt_file_cannot_run_pickled_code(tmp_path):
+    import torch
+
+    marker = tmp_path / "ran"
+    torch.save(_TouchesAFileWhenUnpickled(marker), tmp_path / "evil.pt")
+    raises_media_error(CorruptFileError, load_points, tmp_path / "evil.pt")
+    assert not marker.exists()
+
+
 def test_npz_with_arr_0(tmp_path):
     result = load_points(make_point_cloud_file(tmp_path / "p.npz", key="arr_0"), num_points=256)
     assert_normalised(result, 256)
@@ -320,7 +354,7 @@ def test_fewer_points_than_asked_are_repeated(tmp_path):
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
-@pytest.mark.parametrize("ext", ["npy", "xyz", "pcd"])
+@pytest.mark.parametrize("ext", ["npy", "xyz", "pcd", "pt"])
 def test_points_with_invalid_coordinates(tmp_path, ext, bad):
     points = cloud(n=50)
     points[7, 1] = bad
@@ -360,7 +394,7 @@ def test_mesh_over_the_vertex_limit_names_vertices(tmp_path):
     assert error.limit_name == "max_points" and "has 8 vertices, over the limit of 4" in str(error)
 
 
-@pytest.mark.parametrize("ext", ["npy", "npz", "ply", "pcd", "xyz"])
+@pytest.mark.parametrize("ext", ["npy", "npz", "pt", "ply", "pcd", "xyz"])
 def test_points_over_point_limit(tmp_path, ext):
     error = raises_media_error(LimitExceededError, load_points, make_point_cloud_file(tmp_path / f"p.{ext}"),
                                limits=MediaLimits(max_points=1000))
@@ -373,7 +407,7 @@ def test_mesh_over_face_limit(tmp_path):
     assert error.limit_name == "max_mesh_faces" and error.value == 12
 
 
-@pytest.mark.parametrize("name", ["p.npy", "p.npz", "b.pcd", "m.glb", "m.ply"])
+@pytest.mark.parametrize("name", ["p.npy", "p.npz", "p.pt", "b.pcd", "m.glb", "m.ply"])
 def test_points_truncated(tmp_path, name):
     path = tmp_path / name
     if name.startswith("m."):

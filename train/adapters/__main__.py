@@ -31,8 +31,6 @@ def main(argv: list[str] | None = None) -> int:
         adapted = ADAPTERS[args.name](args.annotations, args.media_dir, args.split, **options)
     except (OSError, ValueError) as error:
         parser.error(str(error))
-    for note in adapted.notes:
-        print(f"note: {note}", file=sys.stderr)
     if not adapted.missing and not adapted.records:
         parser.error(f"{args.annotations}: 0 captioned items as a {args.name} file (looked for {adapted.looked_for}); "
                      "no manifest written")

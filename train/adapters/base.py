@@ -24,8 +24,6 @@ class Adapted:
     records: list[SampleRecord] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     """Keys of the captioned items whose media file was not found."""
-    notes: list[str] = field(default_factory=list)
-    """What the user should know about the data found (e.g. files present but in a format the loaders refuse)."""
 
     def add(self, source: str, modality: str, split: str, key: str, path: Optional[str], captions: list[str],
             properties: dict) -> None:

@@ -3,15 +3,14 @@
 Everything after a row's first comma is its caption: some releases leave commas in captions unquoted, which a csv
 reader would split into extra columns and so cut the caption short; quoted captions are unquoted.
 
-Point clouds are found as {uid}.npy / .npz / .ply (Cap3D's PointCloud_zips), or in the reference's layout
-{uid}/{uid}_8192.npz. Cap3D's .pt release (PointCloud_pt_zips, pickled torch tensors) is not accepted: the point
-loader (core/media_points.py) cannot open it, so a uid that has only a .pt file counts as missing and a note says so.
+Point clouds are found as {uid}.ply (Cap3D's PointCloud_zips), {uid}.pt (its PointCloud_pt_zips), .npy / .npz, or
+in the reference's layout {uid}/{uid}_8192.npz; core/media_points.py reads them all.
 """
 from __future__ import annotations
 
 from train.adapters.base import Adapted, find_media, read_text, with_extensions
 
-POINT_EXTENSIONS = ("npy", "npz", "ply")
+POINT_EXTENSIONS = ("npy", "npz", "ply", "pt")
 
 
 def _stems(uid: str) -> list[str]:
@@ -34,11 +33,6 @@ def read_cap3d(annotations: str, media_dir: str, split: str = "train") -> Adapte
     for uid, caption in rows:
         candidates = with_extensions(_stems(uid), POINT_EXTENSIONS)
         adapted.add("cap3d", "points", split, uid, find_media(media_dir, candidates), [caption], {"uid": uid})
-    only_pt = [uid for uid in adapted.missing if find_media(media_dir, with_extensions(_stems(uid), ["pt"]))]
-    if only_pt:
-        adapted.notes.append(f"{len(only_pt)} uids have only a .pt point cloud (e.g. {only_pt[0]}), which the point "
-                             "loader (core/media_points.py) cannot read; they count as missing. Use Cap3D's .ply "
-                             "point clouds (PointCloud_zips) instead.")
     return adapted
 
 
