@@ -9,7 +9,7 @@ import gradio as gr
 
 from core.media import KIND_EXTENSIONS
 from demo import handlers
-from demo.api import make_ask_endpoint
+from demo.api import build_api_inputs, make_ask_endpoint
 from demo.attention import AVERAGE
 from demo.attention_views import NAMES, VIEWS
 from demo.engine import PipelineHost
@@ -96,7 +96,7 @@ def build_demo(host: PipelineHost, presets: list[str], default_preset: str) -> g
                                       color_map=DIFF_COLOURS, elem_id="instruction-diff")
             final_answer = gr.Textbox(label="Answer with the final instruction", interactive=False,
                                       elem_id="optimized-answer")
-        api_inputs = _api_inputs()
+        api_inputs = build_api_inputs(presets, default_preset)
 
         media_inputs = [image, audio, video, points]
         attention_outputs = [attention_status, *attention_plots.values()]
@@ -132,13 +132,7 @@ def build_demo(host: PipelineHost, presets: list[str], default_preset: str) -> g
                     api_visibility="private")
 
         ask_button = gr.Button(visible=False)
-        ask_button.click(make_ask_endpoint(host, default_preset), [*api_inputs, *settings.inputs()], gr.JSON(visible=False),
+        ask_button.click(make_ask_endpoint(host, presets, default_preset), api_inputs, gr.JSON(visible=False),
                          api_name="ask", **model_events)
     return demo
 
-
-def _api_inputs() -> list[gr.components.Component]:
-    """Hidden inputs of the `ask` endpoint: the question and one plain file per modality (no browser decoding)."""
-    with gr.Column(visible=False):
-        return [gr.Textbox(label="question"), *(gr.File(label=kind, type="filepath") for kind in
-                                                ("image", "audio", "video", "points"))]

@@ -6,12 +6,17 @@ controls are listed once (`SettingsControls.inputs`) and read back in that order
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import get_args
 
 import gradio as gr
 
-from core.schema import GenerationSettings
+from core.schema import Decoding, GenerationSettings, Projection
 
 DEFAULTS = GenerationSettings()
+NUMBER_RANGES = {"max_new_tokens": (1, 512, 1), "temperature": (0.05, 2.0, 0.05), "top_p": (0.05, 1.0, 0.05),
+                 "repetition_penalty": (1.0, 2.0, 0.05), "num_beams": (1, 8, 1)}
+"""(minimum, maximum, step) of each number setting: the sliders' ranges, which the API endpoint keeps too."""
+WHOLE_NUMBERS = ("max_new_tokens", "num_beams")
 
 
 @dataclass
@@ -53,18 +58,16 @@ def build_settings(presets: list[str], default_preset: str) -> SettingsControls:
         optimize = gr.Checkbox(False, label="Optimise the instruction (VisLingInstruct)", elem_id="optimize",
                                info="Rewrite the question, score candidates by IAS, compose the best one.")
     with gr.Row():
-        decoding = gr.Radio(["greedy", "beam", "nucleus"], value=DEFAULTS.decoding, label="Decoding")
-        projection = gr.Radio(["qformer", "linear"], value=DEFAULTS.projection, label="Projection",
+        decoding = gr.Radio(list(get_args(Decoding)), value=DEFAULTS.decoding, label="Decoding")
+        projection = gr.Radio(list(get_args(Projection)), value=DEFAULTS.projection, label="Projection",
                               info="Q-Former (X-InstructBLIP) or the linear-projection baseline.")
     with gr.Row():
-        max_new_tokens = gr.Slider(1, 512, value=DEFAULTS.max_new_tokens, step=1, label="Max new tokens",
-                                   elem_id="max-new-tokens")
-        temperature = gr.Slider(0.05, 2.0, value=DEFAULTS.temperature, step=0.05, label="Temperature (nucleus)")
-        top_p = gr.Slider(0.05, 1.0, value=DEFAULTS.top_p, step=0.05, label="Top-p (nucleus)")
+        max_new_tokens = _slider("max_new_tokens", "Max new tokens", elem_id="max-new-tokens")
+        temperature = _slider("temperature", "Temperature (nucleus)")
+        top_p = _slider("top_p", "Top-p (nucleus)")
     with gr.Row():
-        repetition_penalty = gr.Slider(1.0, 2.0, value=DEFAULTS.repetition_penalty, step=0.05,
-                                       label="Repetition penalty")
-        num_beams = gr.Slider(1, 8, value=DEFAULTS.num_beams, step=1, label="Beams (beam search)")
+        repetition_penalty = _slider("repetition_penalty", "Repetition penalty")
+        num_beams = _slider("num_beams", "Beams (beam search)")
     with gr.Row():
         prefix_cues = gr.Checkbox(DEFAULTS.prefix_cues, label='Modality prefix cues (" image: ", " audio: ", ...)')
         cmaa = gr.Checkbox(DEFAULTS.cmaa, label="CMAA fusion (VisLingInstruct)")
@@ -74,14 +77,44 @@ def build_settings(presets: list[str], default_preset: str) -> SettingsControls:
                             num_beams, prefix_cues, projection, cmaa, qformer_prompt)
 
 
+def _slider(name: str, label: str, **kwargs) -> gr.Slider:
+    minimum, maximum, step = NUMBER_RANGES[name]
+    return gr.Slider(minimum, maximum, value=getattr(DEFAULTS, name), step=step, label=label, **kwargs)
+
+
 def read_settings(preset: str, optimize: bool, decoding: str, max_new_tokens: float, temperature: float,
                   top_p: float, repetition_penalty: float, num_beams: float, prefix_cues: bool, projection: str,
                   cmaa: bool, qformer_prompt: str | None) -> ChosenSettings:
-    """The control values (in `SettingsControls.inputs` order) as checked settings; raises ValueError if invalid."""
-    generation = GenerationSettings(
-        decoding=decoding, max_new_tokens=int(max_new_tokens), temperature=float(temperature), top_p=float(top_p),
-        repetition_penalty=float(repetition_penalty), num_beams=int(num_beams), prefix_cues=bool(prefix_cues),
-        projection=projection, cmaa=bool(cmaa))
+    """The control values (in `SettingsControls.inputs` order) as checked settings; raises ValueError if invalid.
+
+    Numbers and flags are checked here, not by the controls, so an API caller's refusal names the parameter.
+    """
+    numbers = {name: _checked_number(name, value) for name, value in (
+        ("max_new_tokens", max_new_tokens), ("temperature", temperature), ("top_p", top_p),
+        ("repetition_penalty", repetition_penalty), ("num_beams", num_beams))}
+    generation = GenerationSettings(decoding=decoding, prefix_cues=_checked_flag("prefix_cues", prefix_cues),
+                                    projection=projection, cmaa=_checked_flag("cmaa", cmaa), **numbers)
     generation.validate()
-    return ChosenSettings(preset=preset, optimize=bool(optimize), generation=generation,
+    return ChosenSettings(preset=preset, optimize=_checked_flag("optimize", optimize), generation=generation,
                           qformer_prompt=(qformer_prompt or "").strip() or None)
+
+
+def _checked_number(name: str, value: object) -> int | float:
+    """`value` as the setting's type, or a ValueError that names the setting and its range."""
+    minimum, maximum, _ = NUMBER_RANGES[name]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{name} must be a number, not {value!r}")
+    if not minimum <= value <= maximum:
+        raise ValueError(f"{name} must be between {minimum} and {maximum}, not {value}")
+    if name in WHOLE_NUMBERS:
+        if value != int(value):
+            raise ValueError(f"{name} must be a whole number, not {value}")
+        return int(value)
+    return float(value)
+
+
+def _checked_flag(name: str, value: object) -> bool:
+    """A switch must be a real boolean: the API would otherwise take the string "false" as true."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, not {value!r}")
+    return value

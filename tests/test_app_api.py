@@ -51,6 +51,20 @@ def test_audio_over_the_limit_is_refused_with_the_limit_named(client, tmp_path):
         client.predict(question="What do you hear?", audio=handle_file(str(long_clip)), **SHORT)
 
 
+@pytest.mark.parametrize("setting, expected", [
+    (dict(max_new_tokens=5000), r"^max_new_tokens must be between 1 and 512, not 5000$"),
+    (dict(temperature=0), r"^temperature must be between 0.05 and 2.0, not 0$"),
+    (dict(num_beams=2.5), r"^num_beams must be a whole number, not 2.5$"),
+    (dict(top_p="high"), r"^top_p must be a number, not 'high'$"),
+    (dict(optimize="false"), r"^optimize must be true or false, not 'false'$"),
+    (dict(decoding="sampling"), r"^decoding must be greedy, beam or nucleus, not 'sampling'$"),
+    (dict(preset="huge"), r"^preset must be one of tiny \(those this server offers\), not 'huge'$"),
+])
+def test_a_bad_setting_is_refused_with_its_parameter_named(client, setting, expected):
+    with pytest.raises(AppError, match=expected):
+        client.predict(question="Say hello.", **{**SHORT, **setting})
+
+
 def test_two_concurrent_sessions_each_get_their_own_answer(app_server):
     asks = [
         dict(question="How many beeps do you hear?", audio=handle_file(str(EXAMPLES / "beeps.wav"))),
