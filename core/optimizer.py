@@ -24,7 +24,7 @@ import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 
 from core.encoders.base import EncodedMedia
-from core.llm import KeyValues, LoadedLLM, cache_tensors, right_padded, shared_cache
+from core.llm import KeyValues, LoadedLLM, PrefixKVCache, cache_tensors, right_padded, shared_cache
 from core.prompt import AssembledInput
 from core.rewrite_checks import clean_rewrite, meaning_change, normalised
 from core.schema import MODALITIES, GenerationSettings, InstructionCandidate, OptimizerTrace, checked_question
@@ -87,12 +87,17 @@ class ScoredInstruction:
 class AlignmentScorer:
     """IAS for any number of instructions after one fixed prefix (media + meta-prompt), whose cache is kept."""
 
-    def __init__(self, llm: LoadedLLM, prefix: AssembledInput) -> None:
+    def __init__(self, llm: LoadedLLM, prefix: AssembledInput, openings: Optional[PrefixKVCache] = None) -> None:
+        """`openings`: the pipeline's cache of prompt openings; the prefix's (system turn, first cue) is the
+        answers' too, so with it the prefill runs only after the opening."""
         self.llm = llm
         self.prefix_length = prefix.inputs_embeds.shape[1]
+        opening = openings.cache_for(llm, prefix.leading_ids, self.prefix_length) if openings else None
+        start = opening.get_seq_length() if opening is not None else 0
         with torch.inference_mode():
-            out = llm.model(inputs_embeds=prefix.inputs_embeds.to(llm.device),
-                            attention_mask=prefix.attention_mask.to(llm.device), use_cache=True)
+            out = llm.model(inputs_embeds=prefix.inputs_embeds[:, start:].to(llm.device),
+                            attention_mask=prefix.attention_mask.to(llm.device), past_key_values=opening,
+                            use_cache=True)
         self._prefix_kv = cache_tensors(out.past_key_values)
         self._first_log_probs = out.logits[0, -1].float().log_softmax(-1)
 
@@ -153,10 +158,12 @@ class InstructionOptimizer:
 
     Cheap to construct (the pipeline makes one per request); the few-shot header cache lives with the LLM."""
 
-    def __init__(self, model, settings: Optional[OptimizerSettings] = None) -> None:
+    def __init__(self, model, settings: Optional[OptimizerSettings] = None,
+                 openings: Optional[PrefixKVCache] = None) -> None:
         self.model = model
         self.llm: LoadedLLM = model.llm
         self.settings = settings or OptimizerSettings()
+        self.openings = openings
 
     @torch.no_grad()
     def prefix(self, encoded: dict[str, EncodedMedia], settings: GenerationSettings) -> AssembledInput:
@@ -167,7 +174,7 @@ class InstructionOptimizer:
         return self.model.build_input(meta_prompt(modalities), tokens, [], prefix_cues=settings.prefix_cues)
 
     def scorer(self, encoded: dict[str, EncodedMedia], settings: GenerationSettings) -> AlignmentScorer:
-        return AlignmentScorer(self.llm, self.prefix(encoded, settings))
+        return AlignmentScorer(self.llm, self.prefix(encoded, settings), self.openings)
 
     def token_limit(self, question: str) -> int:
         original = len(self.llm.tokenizer(question, add_special_tokens=False).input_ids)

@@ -112,7 +112,8 @@ class Pipeline:
             if request.optimize:
                 from core.optimizer import InstructionOptimizer
 
-                trace = InstructionOptimizer(self.model).optimize(question, encoded, settings, stop=stop)
+                trace = InstructionOptimizer(self.model, openings=self.prefix_cache).optimize(
+                    question, encoded, settings, stop=stop)
                 question_used = trace.final_instruction
             instruction = (request.qformer_prompt or "").strip() or question_used
             t = time.perf_counter()

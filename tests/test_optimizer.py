@@ -6,6 +6,7 @@ import random
 import pytest
 import torch
 
+from core.llm import PrefixKVCache
 from core.optimizer import AlignmentScorer, InstructionOptimizer, meta_prompt
 from core.rewrite_checks import (clean_rewrite, dropped_alternative, meaning_change, new_words, question_kinds,
                                  shares_topic)
@@ -71,6 +72,22 @@ def test_ias_matches_a_direct_full_forward(model, prefix, scorer):
         assert result.token_nll == pytest.approx(direct, abs=1e-4)
         assert result.ias == pytest.approx(sum(direct) / len(direct), abs=1e-4)
         assert len(result.tokens) == len(result.token_nll)
+
+
+def test_a_scorer_after_the_cached_prompt_opening_scores_the_same(model, prefix, scorer):
+    """The pipeline's scorer prefills only what follows the cached opening (system turn, first cue)."""
+    openings = PrefixKVCache()
+    AlignmentScorer(model.llm, prefix, openings)  # computes and keeps the opening
+    prefilled = []
+    handle = model.llm.model.register_forward_hook(
+        lambda module, args, kwargs, out: prefilled.append(kwargs["inputs_embeds"].shape[1]), with_kwargs=True)
+    try:
+        reused = AlignmentScorer(model.llm, prefix, openings)
+    finally:
+        handle.remove()
+    assert prefilled == [prefix.inputs_embeds.shape[1] - prefix.leading_ids.numel()]
+    for plain, after_opening in zip(scorer.score(QUESTIONS), reused.score(QUESTIONS)):
+        assert after_opening.token_nll == pytest.approx(plain.token_nll, abs=1e-4)
 
 
 def test_batch_scores_equal_one_by_one(scorer):
