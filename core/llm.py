@@ -244,6 +244,10 @@ def stream_generate(llm: LoadedLLM, inputs_embeds: torch.Tensor, attention_mask:
         def __call__(self, input_ids, scores, **kwargs):  # noqa: ARG002
             return abandoned.is_set() or bool(stop is not None and stop.is_set())
 
+    if stop is not None and stop.is_set():  # stopped while waiting (or optimising): generate would still make a token
+        if stats is not None:
+            stats.update(tokens=0, first_token_at=None)
+        return
     torch.manual_seed(settings.seed)
     kwargs = generation_kwargs(settings, llm.tokenizer)
     kwargs.update(inputs_embeds=inputs_embeds.to(llm.device, llm.model.dtype),

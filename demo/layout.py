@@ -111,22 +111,24 @@ def build_demo(host: PipelineHost, presets: list[str], default_preset: str) -> g
             component.change(handlers.reveal_input_tab(tab_id), component, input_tabs, api_visibility="private")
 
         model_events = dict(concurrency_id=MODEL_QUEUE, concurrency_limit=1)
-        unqueued = dict(queue=False, api_visibility="private")
-        # "multiple": a question sent while another answer streams waits in the queue ("once" dropped it unseen)
+        # "multiple" on every step of a chain: a question sent while another answer streams waits in the queue
+        # ("once", the default, dropped it unseen, and one step of a chain left out is enough to drop it)
+        queued = dict(trigger_mode="multiple", api_visibility="private")
+        unqueued = dict(queued, queue=False)
         for trigger in (question.submit, send.click):
-            trigger(handlers.sent, session, None, trigger_mode="multiple", **unqueued).then(
+            trigger(handlers.sent, session, None, **unqueued).then(
                 chat.respond, [session, question, *media_inputs, *settings.inputs()], [chatbot, question],
-                api_visibility="private", **model_events).then(handlers.analysis, session, analysis_outputs,
-                                                               api_visibility="private")
-        retry.click(handlers.sent, session, None, trigger_mode="multiple", **unqueued).then(
+                **queued, **model_events).then(handlers.analysis, session, analysis_outputs, **queued)
+        retry.click(handlers.sent, session, None, **unqueued).then(
             chat.retry, [session, *media_inputs, *settings.inputs()], [chatbot, question],
-            api_visibility="private", **model_events).then(handlers.analysis, session, analysis_outputs,
-                                                           api_visibility="private")
+            **queued, **model_events).then(handlers.analysis, session, analysis_outputs, **queued)
         stop.click(handlers.stop, session, None, **unqueued)
         undo.click(handlers.undo, session, [chatbot, question], api_visibility="private").then(
             handlers.analysis, session, analysis_outputs, api_visibility="private")
-        clear.click(handlers.clear, session, [chatbot, question], api_visibility="private").then(
-            handlers.analysis, session, analysis_outputs, api_visibility="private")
+        # the chat's own bin icon clears the conversation too, not only what the chat shows
+        for clearing in (clear.click, chatbot.clear):
+            clearing(handlers.clear, session, [chatbot, question], api_visibility="private").then(
+                handlers.analysis, session, analysis_outputs, api_visibility="private")
         for control in (layer.input, query.input):  # a slider's input: dragged, or a number typed in its box
             control(handlers.redraw_attention, [session, layer, query], attention_outputs, trigger_mode="always_last",
                     api_visibility="private")

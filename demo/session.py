@@ -117,5 +117,6 @@ def timings_line(result: AskResult) -> str:
         parts.append(f"optimiser {steps.get('total', sum(steps.values())):.2f} s")
     parts += [f"{label} {t[key]:.2f} s" for key, label in TIMING_LABELS.items() if key in t]
     rate = f" at {t['tokens_per_s']:.1f} tokens/s" if "tokens_per_s" in t else ""
-    parts.append(f"{result.tokens_generated} tokens{rate}")
+    count = result.tokens_generated
+    parts.append(f"{count} token{'' if count == 1 else 's'}{rate}")
     return "\n\n<sub>" + " · ".join(parts) + "</sub>"

@@ -143,6 +143,17 @@ def test_stop_event_ends_generation_early(tiny_pipeline):
     assert result.tokens_generated < 20
 
 
+@pytest.mark.parametrize("decoding", ["greedy", "beam"])
+def test_an_answer_stopped_before_it_starts_makes_no_token(tiny_pipeline, decoding):
+    """Stop pressed while the question waited in the queue or the optimiser ran: generate must not run at all."""
+    stop = threading.Event()
+    stop.set()
+    events = list(tiny_pipeline.stream(AskRequest("Say hello.", settings=GenerationSettings(
+        max_new_tokens=8, decoding=decoding)), stop=stop))
+    assert [e.delta for e in events if e.result is None] == []
+    assert events[-1].result.tokens_generated == 0 and events[-1].result.answer == ""
+
+
 def test_bad_input_raises_a_media_error(tiny_pipeline, tmp_path):
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not an image at all")
