@@ -81,6 +81,8 @@ def test_cap3d_headerless_csv_with_point_cloud_files():
     assert np.load(chair.path).shape == (32, 6)
     assert records["cap3d-3a11ab4e"].path.endswith(os.path.join("3a11ab4e", "3a11ab4e_8192.npz"))
     assert adapted.missing == ["ffff0000"]
+    for record in adapted.records:  # what the features stage will do with each
+        assert load_points(record.path, num_points=16).xyz.shape == (16, 3)
 
 
 @pytest.mark.parametrize("name, wrong_file", [
@@ -108,6 +110,16 @@ def test_command_writes_a_manifest_the_world_reader_loads(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["cap3d", "--annotations", str(tmp_path / "absent.csv"), "--media-dir", str(tmp_path), "--out",
               str(out)])
+
+
+def test_a_relative_media_folder_outside_the_manifests_folder_is_found_again(tmp_path, monkeypatch):
+    """The README's layout: --media-dir train2014 from the current folder, the manifest under data/."""
+    monkeypatch.chdir(DATA / "coco")
+    out = tmp_path / "real" / "train" / "image" / "manifest.jsonl"
+    assert main(["coco", "--annotations", "captions_val2014.json", "--media-dir", "images", "--out", str(out)]) == 0
+    monkeypatch.chdir(tmp_path)
+    records = read_manifest(str(out))
+    assert records and all(os.path.isfile(r.path) for r in records)
 
 
 def test_command_keeps_one_official_msrvtt_split(tmp_path, capsys):
@@ -249,8 +261,11 @@ def test_command_says_where_the_feature_stage_looks_for_the_manifest(tmp_path, c
     assert main(command + ["--out", str(tmp_path / "coco.jsonl")]) == 0
     assert "write this one as --out ROOT/val/image/manifest.jsonl" in capsys.readouterr().err
     assert main(command + ["--out", str(tmp_path / "real" / "val" / "image" / "manifest.jsonl")]) == 0
-    assert f"next: python -m train.features --data {tmp_path.resolve() / 'real'} --split val --modality image" \
-        in capsys.readouterr().err
+    hint = capsys.readouterr().err
+    real = tmp_path.resolve() / "real"
+    common = f"--data {real} --split val --modality image"
+    assert f"next: python -m train.features {common} --out {real}_features" in hint
+    assert f"python -m train.qa_gen {common} --out {real}_instructions" in hint, "the defaults are the tiny world's"
     validate = tmp_path / "real" / "validate" / "image" / "manifest.jsonl"
     assert main(command[:-1] + ["validate", "--out", str(validate)]) == 0
     assert "(--split train)" in capsys.readouterr().err

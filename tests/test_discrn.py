@@ -354,7 +354,7 @@ def test_eval_discrn_resolves_the_reference_inputs_under_one_media_root_per_moda
     assert RecordingEvaluator.pairs[0].paths == [None, None], "oracle captions need no files"
 
 
-def test_eval_discrn_balance_labels_swaps_the_inputs_as_read_discrn_does(tmp_path, monkeypatch):
+def test_eval_discrn_balance_labels_swaps_the_inputs_as_read_discrn_does(tmp_path, monkeypatch, capsys):
     import train.eval_discrn
     from core.pipeline import Pipeline
 
@@ -367,6 +367,10 @@ def test_eval_discrn_balance_labels_swaps_the_inputs_as_read_discrn_does(tmp_pat
     assert [p.label for p in RecordingEvaluator.pairs] == [0, 0]
     train.eval_discrn.main(command + ["--balance-labels"])
     assert [p.label for p in RecordingEvaluator.pairs] == [1, 0]
+    monkeypatch.setattr("core.presets.available_presets", lambda: ["tiny"])  # as on a machine without CUDA
+    with pytest.raises(SystemExit):
+        train.eval_discrn.main(command + ["--preset", "instructblip-7b"])
+    assert "the instructblip-7b preset needs a CUDA GPU" in capsys.readouterr().err
     balanced = read_discrn(str(pairs), balance_labels=True)
     assert [vars(p) for p in RecordingEvaluator.pairs] == [vars(p) for p in balanced]
 

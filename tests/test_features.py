@@ -71,3 +71,21 @@ def test_a_world_moved_to_another_folder_keeps_its_cached_parts(tmp_path, monkey
     monkeypatch.setattr(train.features, "encoder_for", lambda *args: pytest.fail("a moved world was encoded again"))
     _, _, rows = load_features(cache_features(tmp_path / "moved", tmp_path / "features", "train", "image", part_size=2))
     assert all(row["path"].startswith(str(tmp_path / "moved")) for row in rows)
+
+
+def test_a_file_the_loader_refuses_stops_the_stage_with_its_row_named(tmp_path, capsys):
+    from train.features import main
+    from train.world.records import read_manifest, write_manifest
+
+    world = tmp_path / "world"
+    generate_world(str(world), {"train": 2}, ["image"], progress=False)
+    manifest = world / "train" / "image" / "manifest.jsonl"
+    records = read_manifest(str(manifest))
+    with open(records[1].path, "r+b") as image:
+        image.truncate(40)
+    write_manifest(str(manifest), records)
+    with pytest.raises(SystemExit):
+        main(["--data", str(world), "--out", str(tmp_path / "features"), "--split", "train", "--modality", "image"])
+    message = capsys.readouterr().err
+    assert f"sample {records[1].sample_id} of {world}/train: " in message and "drop the row" in message
+    assert "Traceback" not in message

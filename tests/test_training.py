@@ -503,3 +503,35 @@ def test_a_resume_keeps_the_continued_from_its_run_trained_under():
     reproducing = asdict(config(continued_from=(4,)))  # a fresh run of the stretched config, stopped at step 2
     with pytest.raises(ValueError, match=r"its run's cosine still ends at step 4 .*which this config drops"):
         check_resumable(reproducing, config(), 2, state)
+
+
+def test_the_command_line_overrides_reach_the_config(tmp_path, monkeypatch):
+    """A trial chain on a small world: its own sample count, warm start and checkpoint spacing, from the CLI."""
+    import train.train_qformer as train_qformer
+
+    seen = []
+
+    class Recording:
+        def __init__(self, config):
+            seen.append(config)
+
+        def try_resume(self):
+            pass
+
+        def train(self):
+            pass
+
+    monkeypatch.setattr(train_qformer, "BridgeTrainer", Recording)
+    train_qformer.main(["--config", "train/configs/image_qformer.json", "--train-samples", "40", "--init-from",
+                        str(tmp_path / "stage1.safetensors"), "--checkpoint-every", "2", "--steps", "4",
+                        "--out", str(tmp_path / "run")])
+    config = seen[0]
+    assert (config.train_samples, config.init_from, config.checkpoint_every, config.steps) == (
+        40, str(tmp_path / "stage1.safetensors"), 2, 4)
+
+
+def test_a_config_for_an_unknown_modality_is_refused(tmp_path):
+    path = tmp_path / "smell.json"
+    path.write_text(json.dumps({"modality": "smell", "features": "f", "instructions": "i", "out": "o"}))
+    with pytest.raises(ValueError, match="modality must be one of audio, video, points, image, not 'smell'"):
+        TrainConfig.from_json(path)

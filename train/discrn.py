@@ -24,8 +24,9 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from train.cli_types import positive_int
 from train.world.dataset import load_split
-from train.world.records import SampleRecord
+from train.world.records import SPLITS, SampleRecord
 from train.world.vocabulary import COLOURS, SHAPES, SOUND_SETTINGS
 
 PROMPT_PREFIX = ("You are given two inputs. Select exactly one of the two by reference to its relative position "
@@ -387,8 +388,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m train.discrn", description="Make tiny-world DisCRn pairs.")
     parser.add_argument("--world", default="data/world", help="folder made by python -m train.world")
     parser.add_argument("--out", default="data/discrn", help="output folder (default: data/discrn)")
-    parser.add_argument("--split", default="test", help="world split to draw inputs from (default: test)")
-    parser.add_argument("--pairs", type=int, default=1000, help="pairs per pair kind (default: 1000)")
+    parser.add_argument("--split", default="test", choices=SPLITS,
+                        help="world split to draw inputs from (default: test)")
+    parser.add_argument("--pairs", type=positive_int, default=1000, help="pairs per pair kind (default: 1000)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     try:

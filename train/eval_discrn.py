@@ -26,6 +26,7 @@ from typing import Optional
 import torch
 from tqdm import tqdm
 
+from train.cli_types import positive_int
 from train.discrn import MODALITY_ALIASES, PROMPT_PREFIX, DisCRnPair, answer_choice, read_discrn, score
 
 METHODS = ("joint", "captions", "oracle_captions")
@@ -180,12 +181,6 @@ def _methods(value: str) -> tuple[str, ...]:
     return methods
 
 
-def _positive(value: str) -> int:
-    if not value.isdigit() or int(value) < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, not {value!r}")
-    return int(value)
-
-
 def _media_root(value: str) -> tuple[str, str]:
     """MODALITY=DIR; the modality may be spelt as in the reference files (pc, 3d, images)."""
     from core.schema import MODALITIES
@@ -203,12 +198,13 @@ def _media_root(value: str) -> tuple[str, str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from core.presets import PRESETS
+    from core.presets import PRESETS, available_presets
+    from core.presets.instructblip_7b import FORCE_ENV
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pairs", type=Path, required=True, help="a DisCRn json file (ours or the reference's)")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--limit", type=_positive, help="evaluate the first N pairs only")
+    parser.add_argument("--limit", type=positive_int, help="evaluate the first N pairs only")
     parser.add_argument("--methods", type=_methods, default=METHODS,
                         help=f"comma-separated subset of {','.join(METHODS)} (default: all)")
     parser.add_argument("--media-root", type=_media_root, action="append", default=[], metavar="MODALITY=DIR",
@@ -221,7 +217,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--checkpoint-dir", type=Path,
                         help="tiny preset only: score the checkpoints in this folder (<modality>.safetensors of both "
                              "inputs, points_encoder.safetensors for 3D) instead of assets/checkpoints/tiny")
-    parser.add_argument("--threads", type=_positive, default=2)
+    parser.add_argument("--threads", type=positive_int, default=2)
     args = parser.parse_args(argv)
     media_roots = dict(args.media_root)
     if len(media_roots) < len(args.media_root):
@@ -234,6 +230,9 @@ def main(argv: list[str] | None = None) -> None:
             check_input_files(pairs)
         if args.checkpoint_dir is not None:
             check_checkpoint_dir(args.checkpoint_dir, args.preset, pairs)
+        if args.preset not in available_presets():
+            raise ValueError(f"the {args.preset} preset needs a CUDA GPU and this machine has none "
+                             f"({FORCE_ENV}=1 runs it on the CPU anyway)")
         args.out.parent.mkdir(parents=True, exist_ok=True)
     except (OSError, ValueError) as error:
         parser.error(str(error))

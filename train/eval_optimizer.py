@@ -26,6 +26,7 @@ from core.encoders.base import EncodedMedia
 from core.optimizer import InstructionOptimizer
 from core.rewrite_checks import content_words
 from core.schema import GenerationSettings
+from train.cli_types import positive_int
 
 STYLES = ("vague", "misspelled", "wordy")
 FILLERS = (
@@ -150,13 +151,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--modality", required=True, choices=["image", "video", "audio", "points"])
     parser.add_argument("--split", default="test", choices=["val", "test"])
-    parser.add_argument("--per-style", type=int, default=8)
+    parser.add_argument("--per-style", type=positive_int, default=8)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--features", type=Path, help="default: data/features/<split>/<modality>.safetensors")
     parser.add_argument("--instructions", type=Path, help="default: data/instructions/<split>/<modality>.jsonl")
     parser.add_argument("--bridge", type=Path, help="bridge checkpoint to evaluate instead of the preset's")
-    parser.add_argument("--threads", type=int, default=1, help="1 is faster than 2 on busy shared cores")
+    parser.add_argument("--threads", type=positive_int, default=1, help="1 is faster than 2 on busy shared cores")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     from core.presets import get_preset

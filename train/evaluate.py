@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from train.cli_types import non_negative_int, positive_int
 from train.qa_gen import normalise
 
 
@@ -177,10 +178,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--projection", default="qformer", choices=["qformer", "linear"])
     parser.add_argument("--cmaa", type=Path, help="a CMAA checkpoint to switch on over the Q-Former tokens")
     parser.add_argument("--no-prefix-cues", action="store_true")
-    parser.add_argument("--per-property", type=int, default=50, help="questions per property (0: all)")
+    parser.add_argument("--per-property", type=non_negative_int, default=50, help="questions per property (0: all)")
     parser.add_argument("--tasks", help="comma-separated subset of the properties (and caption) to ask about")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=positive_int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     features = args.features or Path(f"data/features/{args.split}/{args.modality}.safetensors")

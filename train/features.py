@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from core.atomic import atomic_output
 from core.encoders.base import EncodedMedia
+from train.cli_types import positive_int
 from train.world.records import SPLITS, read_jsonl, row_digest, write_jsonl
 
 log = logging.getLogger(__name__)
@@ -146,13 +147,25 @@ def cache_features(data: Path, out: Path, split: str, modality: str, part_size: 
         if part.is_file():
             continue
         encode = encode or encoder_for(modality, points_encoder)
-        items = [encode(row["path"]) for row in chunk]
+        items = [_encoded_row(encode, row, data, split) for row in chunk]
         with atomic_output(part) as partial:
             save_file(stack_encoded(items), str(partial))
     with atomic_output(target) as partial:
         save_file(merge_parts([load_file(str(part)) for part in parts]), str(partial))
     write_jsonl(target.with_suffix(".jsonl"), rows)
     return target
+
+
+def _encoded_row(encode: Callable[[str], EncodedMedia], row: dict, data: Path, split: str) -> EncodedMedia:
+    """One sample's features; a file the loader refuses stops the stage with the row to fix (its parts so far stay
+    cached, so the rerun goes on from there)."""
+    from core.media import MediaError
+
+    try:
+        return encode(row["path"])
+    except MediaError as error:
+        raise ValueError(f"sample {row['sample_id']} of {data}/{split}: {error}; fix the file or drop the row from "
+                         "the manifest, then run this again") from error
 
 
 def load_features(path: Path) -> tuple[torch.Tensor, torch.Tensor, list[dict]]:
@@ -173,17 +186,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("data/features"))
     parser.add_argument("--split", required=True, choices=SPLITS)
     parser.add_argument("--modality", required=True, choices=["image", "video", "audio", "points"])
-    parser.add_argument("--limit", type=int, default=None, help="encode only the first N samples")
-    parser.add_argument("--part-size", type=int, default=256)
+    parser.add_argument("--limit", type=positive_int, default=None, help="encode only the first N samples")
+    parser.add_argument("--part-size", type=positive_int, default=256)
     parser.add_argument("--points-encoder", type=Path, default=Path("assets/checkpoints/tiny/points_encoder.safetensors"))
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=positive_int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.INFO)
     try:
         path = cache_features(args.data, args.out, args.split, args.modality, args.part_size, args.limit,
                               args.points_encoder)
-    except FileNotFoundError as error:  # no manifest, or no pre-trained 3D encoder
+    except (FileNotFoundError, ValueError) as error:  # no manifest or 3D encoder, or a file the loader refuses
         parser.error(str(error))
     print(path)
 

@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from core.atomic import atomic_output
 from core.encoders.pointcloud import PointGroupEncoder
+from train.cli_types import positive_int
 from train.world.vocabulary import COLOURS, SHAPES
 
 SHAPE_CLASSES = list(SHAPES)
@@ -168,16 +169,19 @@ def main(argv: list[str] | None = None) -> None:
     from core.checkpoints import save_checkpoint
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", type=Path, default=Path("data/world"))
-    parser.add_argument("--out", type=Path, default=Path("runs/points_encoder"))
-    parser.add_argument("--export", type=Path, default=Path("assets/checkpoints/tiny/points_encoder.safetensors"))
-    parser.add_argument("--epochs", type=int, default=16)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--lr", type=float, default=2e-3)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--train-clouds", type=int, help="use the first N training scenes (default: all)")
+    parser.add_argument("--data", type=Path, default=Path("data/world"), help="the tiny world (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=Path("runs/points_encoder"),
+                        help="run folder: grouped clouds, state.pt to resume from, the log (default: %(default)s)")
+    parser.add_argument("--export", type=Path, default=Path("assets/checkpoints/tiny/points_encoder.safetensors"),
+                        help="the frozen encoder written at the end; the default is the SHIPPED file, which the tiny "
+                             "preset loads: point a trial run elsewhere (default: %(default)s)")
+    parser.add_argument("--epochs", type=positive_int, default=16, help="(default: %(default)s)")
+    parser.add_argument("--batch-size", type=positive_int, default=32, help="scenes per step (default: %(default)s)")
+    parser.add_argument("--lr", type=float, default=2e-3, help="peak of the one-cycle schedule (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="(default: %(default)s)")
+    parser.add_argument("--train-clouds", type=positive_int, help="use the first N training scenes (default: all)")
     parser.add_argument("--max-minutes", type=float, help="stop after the epoch that passes this; a rerun continues")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=positive_int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)

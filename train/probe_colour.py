@@ -17,6 +17,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from core.encoders.image import EfficientNetImageEncoder
+from train.cli_types import positive_int
 from train.features import manifest_rows
 
 DEFAULT_BLOCKS = (4, 7, 10, 14)
@@ -80,16 +81,21 @@ def probe_levels(train, test, combinations: dict[str, list]) -> dict[str, dict[s
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=Path("data/world"))
-    parser.add_argument("--train-images", type=int, default=3000, help="training-split pictures to fit on")
-    parser.add_argument("--test-images", type=int, default=200, help="test-split pictures to score on")
+    parser.add_argument("--train-images", type=positive_int, default=3000, help="training-split pictures to fit on")
+    parser.add_argument("--test-images", type=positive_int, default=200, help="test-split pictures to score on")
     parser.add_argument("--blocks", type=int, nargs="+", default=list(DEFAULT_BLOCKS))
     parser.add_argument("--out", type=Path, default=None, help="JSON file for the results")
     args = parser.parse_args(argv)
+    try:
+        train_rows = manifest_rows(args.data, "train", "image")[:args.train_images]
+        test_rows = manifest_rows(args.data, "test", "image")[:args.test_images]
+    except (OSError, ValueError) as error:
+        parser.error(str(error))
     torch.manual_seed(0)
     encoder = EfficientNetImageEncoder()
     blocks = set(args.blocks) | {encoder.mid_level_block}
-    train = object_cells(encoder, manifest_rows(args.data, "train", "image")[:args.train_images], blocks)
-    test = object_cells(encoder, manifest_rows(args.data, "test", "image")[:args.test_images], blocks)
+    train = object_cells(encoder, train_rows, blocks)
+    test = object_cells(encoder, test_rows, blocks)
     combinations = {"head": ["head"], **{f"block {b}": [b] for b in sorted(blocks)},
                     f"head + block {encoder.mid_level_block}": ["head", encoder.mid_level_block]}
     results = {"train_objects": len(train[1]), "test_objects": len(test[1]),

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from core.atomic import atomic_output
+from train.cli_types import non_negative_int, positive_int
 from train.templates import caption_prompt, template_qa
 from train.world.records import SPLITS, row_digest, write_jsonl
 
@@ -182,14 +183,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--split", required=True, choices=SPLITS)
     parser.add_argument("--modality", required=True, choices=["image", "video", "audio", "points"])
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--phrasings", type=int, default=2, help="paraphrase draws per sample")
-    parser.add_argument("--llm-captions", type=int, default=0,
+    parser.add_argument("--phrasings", type=non_negative_int, default=2, help="paraphrase draws per sample")
+    parser.add_argument("--llm-captions", type=non_negative_int, default=0,
                         help="run the LLM round trip on the first N captions (0: templates only)")
     parser.add_argument("--llm", help="Hugging Face causal LM (hub id or folder) for the round trip (default: the "
                                       "tiny preset's SmolLM2-135M)")
     parser.add_argument("--llm-dtype", choices=["float32", "bfloat16", "float16"], default="float32")
     parser.add_argument("--llm-quantization", choices=["none", "nf4"], default="none")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=positive_int, default=2)
     args = parser.parse_args(argv)
     if not args.llm_captions and (args.llm or args.llm_quantization != "none" or args.llm_dtype != "float32"):
         parser.error("--llm, --llm-dtype and --llm-quantization choose the round trip's LLM; add --llm-captions N")

@@ -8,6 +8,7 @@ from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 from typing import Optional
 
+from core.schema import MODALITIES
 from train.word_targets import WORD_OBJECTIVES
 
 
@@ -63,6 +64,8 @@ class TrainConfig:
     """Stop (after saving) once this much wall time has passed in this run; a rerun continues."""
 
     def __post_init__(self) -> None:
+        if self.modality not in MODALITIES:
+            raise ValueError(f"modality must be one of {', '.join(MODALITIES)}, not {self.modality!r}")
         for name in ("steps", "batch_size", "grad_accum", "checkpoint_every"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a whole number >= 1, not {getattr(self, name)!r}")

@@ -28,6 +28,7 @@ from tqdm import tqdm
 from core.atomic import atomic_output
 from core.model import ModalityBridge
 from core.qformer import QFormerSettings
+from train.cli_types import positive_int
 from train.frozen_models import load_qformer_tokenizer, load_tiny_llm
 from train.train_config import TrainConfig, check_resumable, continued_ends, warmup_cosine
 from train.word_targets import WORD_OBJECTIVES, caption_embedding_loss, caption_target_ids, word_target_text
@@ -93,7 +94,7 @@ class BridgeTrainer:
         if config.train_samples is not None:
             if not 0 < config.train_samples <= len(self.rows):
                 raise ValueError(f"train_samples={config.train_samples}, but {config.features} holds "
-                                 f"{len(self.rows)} samples")
+                                 f"{len(self.rows)} samples (--train-samples {len(self.rows)} trains on those)")
             self.examples = [e for e in self.examples if e["sample"] < config.train_samples]
             self.rows = self.rows[:config.train_samples]
         self.llm = llm or load_tiny_llm()
@@ -384,18 +385,25 @@ def trained_prefixes(projection: str, cmaa: bool = False) -> tuple[str, ...]:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", type=Path, required=True)
-    parser.add_argument("--steps", type=int)
-    parser.add_argument("--out")
-    parser.add_argument("--export")
-    parser.add_argument("--max-minutes", type=float, dest="max_minutes")
-    parser.add_argument("--mixed-precision", dest="mixed_precision", choices=["no", "bf16", "fp16"])
-    parser.add_argument("--threads", type=int, default=2)
+    overrides = parser.add_argument_group("config overrides (each replaces the config file's key of that name)")
+    overrides.add_argument("--steps", type=positive_int)
+    overrides.add_argument("--out", help="the run folder (state, log, snapshots)")
+    overrides.add_argument("--export", help="where the finished bridge (or CMAA) goes")
+    overrides.add_argument("--init-from", dest="init_from",
+                           help="the bridge to start from, e.g. a trial's stage-1 export")
+    overrides.add_argument("--train-samples", dest="train_samples", type=positive_int,
+                           help="train on the first N samples (a smaller world than the config's)")
+    overrides.add_argument("--checkpoint-every", dest="checkpoint_every", type=positive_int)
+    overrides.add_argument("--max-minutes", type=float, dest="max_minutes")
+    overrides.add_argument("--mixed-precision", dest="mixed_precision", choices=["no", "bf16", "fp16"])
+    parser.add_argument("--threads", type=positive_int, default=2)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.INFO)
     try:
-        config = TrainConfig.from_json(args.config, steps=args.steps, out=args.out, export=args.export,
-                                       max_minutes=args.max_minutes, mixed_precision=args.mixed_precision)
+        names = ("steps", "out", "export", "init_from", "train_samples", "checkpoint_every", "max_minutes",
+                 "mixed_precision")
+        config = TrainConfig.from_json(args.config, **{name: getattr(args, name) for name in names})
         trainer = BridgeTrainer(config)
         trainer.try_resume()
     except (FileNotFoundError, ValueError) as error:

@@ -49,8 +49,11 @@ def next_step(out: str, split: str, modality: str) -> str:
     ROOT/<split>/<modality>/manifest.jsonl, so a manifest written elsewhere would be found by neither."""
     path = Path(out).resolve()
     if split in SPLITS and path.parts[-3:] == (split, modality, "manifest.jsonl"):
-        return (f"next: python -m train.features --data {path.parents[2]} --split {split} --modality {modality} "
-                f"(and train.qa_gen with the same arguments)")
+        root = path.parents[2]
+        common = f"--data {root} --split {split} --modality {modality}"
+        # their own --out: the defaults are the tiny world's caches, which this would overwrite
+        return (f"next: python -m train.features {common} --out {root.parent / (root.name + '_features')}\n"
+                f"      python -m train.qa_gen {common} --out {root.parent / (root.name + '_instructions')}")
     suggestion = split if split in SPLITS else "train"
     return (f"note: train.features and train.qa_gen read ROOT/<split>/<modality>/manifest.jsonl with <split> one of "
             f"{', '.join(SPLITS)}; write this one as --out ROOT/{suggestion}/{modality}/manifest.jsonl "

@@ -8,6 +8,7 @@ import argparse
 import sys
 
 from core.schema import MODALITIES
+from train.cli_types import non_negative_int, positive_int
 from train.world import audio
 from train.world.dataset import generate_world
 
@@ -15,12 +16,12 @@ from train.world.dataset import generate_world
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m train.world", description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="data/world", help="output folder (default: data/world)")
-    parser.add_argument("--train", type=int, default=2000, help="samples per modality in the train split")
-    parser.add_argument("--val", type=int, default=200, help="samples per modality in the validation split")
-    parser.add_argument("--test", type=int, default=200, help="samples per modality in the test split")
+    parser.add_argument("--train", type=non_negative_int, default=2000, help="samples per modality in the train split")
+    parser.add_argument("--val", type=non_negative_int, default=200, help="samples per modality in the validation split")
+    parser.add_argument("--test", type=non_negative_int, default=200, help="samples per modality in the test split")
     parser.add_argument("--modalities", default=",".join(MODALITIES),
                         help=f"comma-separated subset of {','.join(MODALITIES)} (default: all)")
-    parser.add_argument("--workers", type=int, default=1, help="processes to render with (default: 1)")
+    parser.add_argument("--workers", type=positive_int, default=1, help="processes to render with (default: 1)")
     parser.add_argument("--seed", type=int, default=0, help="world seed: another value draws another world")
     args = parser.parse_args(argv)
     modalities = [m.strip() for m in args.modalities.split(",") if m.strip()]

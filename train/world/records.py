@@ -35,11 +35,13 @@ class SampleRecord:
     """Per-sample seed of a generated sample: disjoint ranges per split."""
 
     def to_json(self, base_dir: str | None = None) -> dict:
+        """With `base_dir`, the path relative to it when the file lies inside it, else absolute (a path relative
+        to the current folder would be read back relative to `base_dir`)."""
         data = asdict(self)
         if base_dir is not None:
-            relative = os.path.relpath(os.path.abspath(self.path), os.path.abspath(base_dir))
-            if not relative.startswith(".."):
-                data["path"] = relative
+            absolute = os.path.abspath(self.path)
+            relative = os.path.relpath(absolute, os.path.abspath(base_dir))
+            data["path"] = absolute if relative.startswith("..") else relative
         return data
 
     @classmethod
