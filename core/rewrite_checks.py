@@ -122,6 +122,8 @@ def meaning_change(rewrite: str, original: str) -> Optional[str]:
         return "off-topic"
     if question_kinds(rewrite) != question_kinds(original):
         return "changes what is asked"
+    if negated(rewrite) != negated(original):
+        return "adds a negation" if negated(rewrite) else "drops the negation"
     added = new_words(rewrite, original)
     if added:
         return f"off-topic: adds {added[0]!r}"
@@ -129,6 +131,15 @@ def meaning_change(rewrite: str, original: str) -> Optional[str]:
     if dropped:
         return f"drops the alternative {dropped!r}"
     return None
+
+
+_NEGATION = re.compile(r"\b(?:not|no|never|none|nothing|nobody|nowhere|neither|nor|cannot)\b|n['’]t\b")
+
+
+def negated(text: str) -> bool:
+    """Whether the text says not / no / never / ...n't: the stop-word lists ignore those words, but a rewrite
+    that adds one ("You are not here to tell me about the picture.") asks the opposite."""
+    return bool(_NEGATION.search(text.lower()))
 
 
 def normalised(text: str) -> str:

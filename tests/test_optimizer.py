@@ -187,6 +187,16 @@ def test_a_rewrite_that_repeats_a_sentence_is_dropped():
     assert meaning_change("What color is the car and what color is the ball?", "wat colr car and ball") is None
 
 
+@pytest.mark.parametrize("rewrite, original, reason", [
+    ("You are not here to tell me about the picture.", "tell me about the picture please", "adds a negation"),
+    ("Is the car not red?", "Is the car red?", "adds a negation"),
+    ("Is the car red?", "Isn't the car red?", "drops the negation"),
+    ("Is there no red car?", "is ther no red car", None),
+])
+def test_a_rewrite_that_adds_or_drops_a_negation_asks_the_opposite(rewrite, original, reason):
+    assert meaning_change(rewrite, original) == reason
+
+
 def test_a_rewrite_that_asks_something_else_is_dropped(optimizer, encoded, monkeypatch):
     """The failure seen in the optimiser evaluation: a fluent rewrite of another kind of question."""
     outputs = iter([["How does the cone look?\n", "How big is the cone?\n", "What colour is the cone?\n"], ["\n"]])
