@@ -41,18 +41,28 @@ def inspector_view(turn: Optional[Turn]) -> InspectorView:
     rows = [[c.source, c.instruction, round(c.ias, 4), len(c.tokens), "\u2713" if c.instruction.strip() == final else ""]
             for c in ranked]
     rows += [[f"dropped: {reason}", text, None, None, ""] for text, reason in trace.rejected.items()]
-    figure = (plots.token_nll_figure([(f"{c.source}: IAS {c.ias:.3f}", plots.readable_tokens(c.tokens), c.token_nll)
-                                      for c in trace.candidates])
-              if trace.candidates else plots.placeholder_figure("No candidate was scored."))  # stopped while rewriting
+    # in the table's order, each chart named by its rank and wording (two rewrites share a source)
+    figure = (plots.token_nll_figure([(_chart_title(rank, c, final), plots.readable_tokens(c.tokens), c.token_nll)
+                                      for rank, c in enumerate(ranked, 1)])
+              if ranked else plots.placeholder_figure("No candidate was scored."))  # stopped while rewriting
     original = next((c.instruction for c in trace.candidates if c.source == "original"), turn.question)
     dropped = f", {_count(len(trace.rejected), 'rewrite')} dropped by the filters" if trace.rejected else ""
     status = (f"{_count(len(trace.candidates), 'candidate')} scored{dropped}; the instruction used "
               f"{'is the original' if final == original.strip() else 'differs from the original'}: {final!r}.")
+    if not trace.in_context_prompt and not trace.stopped:
+        status += " No in-context comparison ran: no rewrite survived the filters, so there was nothing to compare."
     if trace.stopped:  # otherwise a short candidate list reads as the optimiser's choice
         status = f"**The optimiser was stopped by Stop; its remaining steps were skipped.** {status}"
     return InspectorView(status=status, candidates=rows, token_nll=figure,
                          in_context_prompt=trace.in_context_prompt,
                          diff=word_diff(original, trace.final_instruction), answer=turn.result.answer)
+
+
+def _chart_title(rank: int, candidate, final: str, width: int = 60) -> str:
+    text = candidate.instruction.strip()
+    text = text if len(text) <= width else text[:width - 1] + "…"
+    used = ", used" if text == final else ""
+    return f"{rank}. {candidate.source}{used}: IAS {candidate.ias:.3f}, {text!r}"
 
 
 def _count(number: int, noun: str) -> str:

@@ -249,6 +249,9 @@ def test_inspector_ranks_candidates_by_ias_and_diffs_the_final_instruction():
         ("rewrite", "\u2713"), ("original", ""), ("dropped: changes what is asked", "")]
     assert view.status.startswith("2 candidates scored, 1 rewrite dropped by the filters;")
     assert view.in_context_prompt == "Example prompt" and view.answer == "a cat"
+    titles = [annotation.text for annotation in view.token_nll.layout.annotations]
+    assert titles == ["1. rewrite, used: IAS 1.000, 'describe the object'", "2. original: IAS 2.000, 'what is it'"]
+    assert "No in-context comparison" not in view.status
     assert ("describe the object ", "added") in view.diff
     assert "without the optimiser" in inspector_view(Turn("x", result=_result())).status
 
@@ -261,8 +264,10 @@ def test_inspector_says_when_stop_cut_the_optimiser_short():
     assert not view.candidates and not view.token_nll.data
     assert status.startswith("**The optimiser was stopped by Stop; its remaining steps were skipped.**")
     assert "0 candidates scored; the instruction used is the original" in status
+    assert "No in-context comparison" not in status
     finished = OptimizerTrace([], "", "what is it", {"total": 0.2})
-    assert "stopped" not in inspector_view(Turn("what is it", result=_result(optimizer=finished))).status
+    status = inspector_view(Turn("what is it", result=_result(optimizer=finished))).status
+    assert "stopped" not in status and "No in-context comparison ran: no rewrite survived the filters" in status
 
 
 def test_attention_views_draw_every_modality_on_its_media_and_hide_the_rest():
