@@ -219,8 +219,9 @@ def analysis(session: ChatSession) -> list:
         query_control = gr.Dropdown(choices=attention.query_choices(records[0]), value=chosen_query,
                                     interactive=True)
     else:
-        chosen_layer, chosen_query = -1, attention.AVERAGE
-        layer_control, query_control = gr.skip(), gr.skip()
+        chosen_layer, chosen_query = -1, attention.AVERAGE  # nothing to choose from: text only, or linear baseline
+        layer_control = gr.Slider(interactive=False)
+        query_control = gr.Dropdown(choices=[attention.AVERAGE], value=attention.AVERAGE, interactive=False)
     view = inspector_view(turn)
     return [layer_control, query_control, *_views(turn, chosen_layer, chosen_query), view.status,
             view.candidates, view.token_nll, view.in_context_prompt, view.diff, view.answer]

@@ -79,8 +79,9 @@ def build_demo(host: PipelineHost, presets: list[str], default_preset: str) -> g
             gr.Markdown("Where each modality's Q-Former looked (cross-attention, averaged over heads) for the last "
                         "answer. Hover for values.")
             with gr.Row():
-                layer = gr.Slider(0, 1, value=1, step=1, label="Q-Former cross-attention layer", elem_id="layer")
-                query = gr.Dropdown([AVERAGE], value=AVERAGE, label="Query", elem_id="query")
+                layer = gr.Slider(0, 1, value=1, step=1, label="Q-Former cross-attention layer", elem_id="layer",
+                                  interactive=False)  # made interactive by the first answer with attention
+                query = gr.Dropdown([AVERAGE], value=AVERAGE, label="Query", elem_id="query", interactive=False)
             attention_status = gr.Markdown(elem_id="attention-status")
             attention_plots = {view: gr.Plot(label=NAMES[view], visible=False, elem_id=f"attention-{view}")
                                for view in VIEWS}

@@ -298,6 +298,12 @@ def test_attention_views_draw_every_modality_on_its_media_and_hide_the_rest():
     _, *redrawn = redraw_attention(session, 0, "query 1")
     image_heatmap = _plot_traces(redrawn[0])[1]
     assert np.allclose(_typed_array(image_heatmap["z"]).ravel(), records["image"].weights[0, 0, 1])
+    assert layer.interactive and query.interactive
+
+    linear = session.start_turn("what is it", {"image": str(EXAMPLES / "cat.jpg")})
+    linear.result = _result()  # the linear baseline: no cross-attention, so no layer or query to pick
+    layer, query = analysis(session)[:2]
+    assert not layer.interactive and (query.interactive, query.value) == (False, "average")
 
 
 def _plot_traces(update) -> list[dict]:
