@@ -160,7 +160,9 @@ def point_cloud_figure(xyz: np.ndarray, rgb: Optional[np.ndarray] = None, values
         hover = "x %{x:.2f}, y %{y:.2f}, z %{z:.2f}<extra></extra>"
     fig = go.Figure(go.Scatter3d(x=x, y=y, z=z, mode="markers", marker=dict(size=2, **marker),
                                  hovertemplate=hover))
-    fig.update_layout(title=title, height=420, margin=_MARGIN, scene=dict(aspectmode="data"))
+    # plotly's default eye (1.25 on each axis) crops a flat scene's near corner and its tick labels
+    fig.update_layout(title=title, height=420, margin=_MARGIN,
+                      scene=dict(aspectmode="data", camera=dict(eye=dict(x=1.6, y=1.6, z=1.1))))
     return fig
 
 
