@@ -17,7 +17,7 @@ from demo import attention, plots
 from demo.attention_views import AUDIO_SAMPLE_RATE, VIEWS, attention_figures, attention_status
 from demo.engine import PipelineHost
 from demo.inspector import inspector_view
-from demo.session import ChatSession, Turn
+from demo.session import ChatSession, Turn, attached_names
 from demo.settings import read_settings
 from demo.video_player import playable_video
 from demo.viewer3d import preview_3d
@@ -88,6 +88,13 @@ def preview_points(path: Optional[str]):
         return (gr.Model3D(value=preview.mesh_path, camera_position=preview.camera_position(), elem_classes=[]),
                 gr.Plot(value=None, visible=False), gr.skip())
     return hidden_mesh, gr.Plot(value=preview.figure, visible=True), gr.skip()
+
+
+def attached_summary(image: Optional[str], audio: Optional[str], video: Optional[str],
+                     points: Optional[str]) -> str:
+    """The line above the input tabs: every file the next question carries, as only one tab shows at a time."""
+    names = attached_names({"image": image, "audio": audio, "video": video, "points": points})
+    return f"**Attached:** {names}" if names else "No files attached: questions go to the language model alone."
 
 
 def reveal_input_tab(tab_id: str):

@@ -36,6 +36,7 @@ def build_demo(host: PipelineHost, presets: list[str], default_preset: str) -> g
         with gr.Tab("Chat", id="chat"):
             with gr.Row():
                 with gr.Column(scale=2, min_width=340):
+                    attached = gr.Markdown(handlers.attached_summary(None, None, None, None), elem_id="attached")
                     with gr.Tabs(elem_id="inputs") as input_tabs:
                         with gr.Tab("Image", id="input-image"):
                             image = gr.File(label="Image", file_types=list(KIND_EXTENSIONS["image"]),
@@ -110,6 +111,7 @@ def build_demo(host: PipelineHost, presets: list[str], default_preset: str) -> g
 
         for component, tab_id in zip(media_inputs, ("input-image", "input-audio", "input-video", "input-3d")):
             component.change(handlers.reveal_input_tab(tab_id), component, input_tabs, api_visibility="private")
+            component.change(handlers.attached_summary, media_inputs, attached, api_visibility="private")
 
         model_events = dict(concurrency_id=MODEL_QUEUE, concurrency_limit=1)
         # "multiple" on every step of a chain: a question sent while another answer streams waits in the queue

@@ -11,6 +11,8 @@ from typing import Optional
 
 from core.schema import AskResult
 
+MEDIA_LABELS = {"image": "image", "audio": "audio", "video": "video", "points": "3D"}
+
 TIMING_LABELS = {"qformer": "Q-Former", "first_token": "first token", "generate": "generate", "total": "total"}
 """Timings shown under an answer besides the encoders; 'load' is the one-off model load, so it is left out."""
 
@@ -101,10 +103,12 @@ class ChatSession:
 
 
 def _media_note(media: dict[str, str]) -> str:
-    if not media:
-        return ""
-    names = ", ".join(f"{kind}: {Path(path).name}" for kind, path in media.items())
-    return f"\n\n<sub>attached: {names}</sub>"
+    return f"\n\n<sub>attached: {attached_names(media)}</sub>" if media else ""
+
+
+def attached_names(media: dict[str, str]) -> str:
+    """'image: cat.jpg, 3D: cone.glb' for the files given (empty paths left out)."""
+    return ", ".join(f"{MEDIA_LABELS[kind]}: {Path(path).name}" for kind, path in media.items() if path)
 
 
 def timings_line(result: AskResult) -> str:

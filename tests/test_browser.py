@@ -151,6 +151,11 @@ def test_audio_and_video_example_gives_attention_over_time_and_frames(page):
     # the example's own handler may bring the audio tab to the front after this click, so the check is that the
     # example's clip is in the video player, not that its tab is showing
     page.wait_for_selector("#video-preview video[src*='moving_circle']", state="attached")
+    # only one input tab shows at a time, so the line above them lists every file the question will carry
+    page.wait_for_function("""() => {
+        const line = document.querySelector('#attached').innerText;
+        return line.includes('audio: beeps.wav') && line.includes('video: moving_circle.mp4');
+    }""")
     open_tab(page, "input-audio")
     screenshot(page, "input-audio")
     ask(page, page.locator("#question textarea").input_value())

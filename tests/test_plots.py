@@ -316,3 +316,10 @@ def _typed_array(encoded: dict) -> np.ndarray:
     values = np.frombuffer(base64.b64decode(encoded["bdata"]), dtype=np.dtype(encoded["dtype"]))
     shape = encoded.get("shape")
     return values.reshape([int(n) for n in str(shape).split(",")]) if shape else values
+
+
+def test_the_attached_line_lists_every_file_the_next_question_carries():
+    from demo.handlers import attached_summary
+
+    assert attached_summary("/tmp/up/cat.jpg", None, None, "/tmp/up/cone.glb") == "**Attached:** image: cat.jpg, 3D: cone.glb"
+    assert attached_summary(None, None, None, None).startswith("No files attached")
