@@ -5,7 +5,8 @@ tiny-world example; plain and optimised answers alternate in the same process so
 the same machine load; the encoder cache is warm for both. Prints one JSON object: per question the medians of
 both times, their ratio (target <= 2.0), the optimiser's own step timings and answer lengths, and the IAS cost:
 all candidates in one batched pass over the shared prefix cache, against one cached pass per candidate and against
-one full forward (prefix included) per candidate.
+one full forward (prefix included) per candidate; and the prefix's prefill from scratch against the pipeline's,
+which starts after the cached prompt opening (system turn, first cue).
 
     python bench/optimizer.py [--runs 3] [--modalities image audio]
 """
@@ -64,13 +65,17 @@ def ias_cost(pipeline, encoded, candidates: list[str], runs: int) -> dict:
             with torch.inference_mode():
                 llm.model(inputs_embeds=torch.cat([prefix.inputs_embeds[0], llm.embed(ids)])[None])
 
-    batched, cached, full = [], [], []
+    batched, cached, full, prefill, prefill_after_opening = [], [], [], [], []
     for _ in range(runs):
         batched.append(timed(lambda: scorer.score(candidates))[0])
         cached.append(timed(lambda: [scorer.score([c]) for c in candidates])[0])
         full.append(timed(full_forwards)[0])
-    b, c, f = (statistics.median(x) for x in (batched, cached, full))
-    return {"candidates": len(candidates), "prefix_tokens": prefix.inputs_embeds.shape[1],
+        prefill.append(timed(lambda: AlignmentScorer(llm, prefix))[0])
+        prefill_after_opening.append(timed(lambda: AlignmentScorer(llm, prefix, pipeline.prefix_cache))[0])
+    b, c, f, p, o = (statistics.median(x) for x in (batched, cached, full, prefill, prefill_after_opening))
+    return {"prefix_prefill_s": round(p, 4), "prefix_prefill_after_cached_opening_s": round(o, 4),
+            "prefill_speedup_from_cached_opening": round(p / o, 2),
+            "candidates": len(candidates), "prefix_tokens": prefix.inputs_embeds.shape[1],
             "batched_s": round(b, 4), "one_by_one_cached_s": round(c, 4), "one_by_one_full_forward_s": round(f, 4),
             "speedup_vs_one_by_one_cached": round(c / b, 2), "speedup_vs_one_by_one_full_forward": round(f / b, 2)}
 
