@@ -24,7 +24,7 @@ def build_api_inputs(presets: list[str], default_preset: str) -> list[gr.compone
         numbers = [gr.Number(getattr(DEFAULTS, name), label=name,
                              info=f"{NUMBER_RANGES[name][0]} to {NUMBER_RANGES[name][1]}"
                                   f"{', whole' if name in WHOLE_NUMBERS else ''}")
-                   for name in ("max_new_tokens", "temperature", "top_p", "repetition_penalty", "num_beams")]
+                   for name in NUMBER_RANGES]  # in the endpoint's parameter order
         return [gr.Textbox(label="question"), *files,
                 _choice("preset", presets, default_preset), gr.Checkbox(False, label="optimize"),
                 _choice("decoding", list(get_args(Decoding)), DEFAULTS.decoding), *numbers,

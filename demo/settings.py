@@ -15,7 +15,8 @@ from core.schema import Decoding, GenerationSettings, Projection
 DEFAULTS = GenerationSettings()
 NUMBER_RANGES = {"max_new_tokens": (1, 512, 1), "temperature": (0.05, 2.0, 0.05), "top_p": (0.05, 1.0, 0.05),
                  "repetition_penalty": (1.0, 2.0, 0.05), "num_beams": (1, 8, 1)}
-"""(minimum, maximum, step) of each number setting: the sliders' ranges, which the API endpoint keeps too."""
+"""(minimum, maximum, step) of each number setting, in the controls' order: the sliders' ranges, which the API
+endpoint keeps too."""
 WHOLE_NUMBERS = ("max_new_tokens", "num_beams")
 
 
