@@ -9,35 +9,42 @@ import signal
 import sys
 import time
 
-from core.schema import AskRequest, GenerationSettings, checked_question
+from core.schema import (MAX_QUESTION_CHARS, MAX_QUESTION_TOKENS, AskRequest, GenerationSettings,
+                         checked_question)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m core", description="X-Modal Instruct command line")
     commands = parser.add_subparsers(dest="command", required=True)
     ask = commands.add_parser("ask", help="ask a question about an image, audio, video and/or 3D file")
-    ask.add_argument("question")
-    ask.add_argument("--preset", default=os.environ.get("XMODAL_PRESET", "tiny"))
+    ask.add_argument("question",
+                     help=f"at most {MAX_QUESTION_CHARS:,} characters and {MAX_QUESTION_TOKENS:,} LLM tokens")
+    ask.add_argument("--preset", default=os.environ.get("XMODAL_PRESET", "tiny"),
+                     help="tiny (offline, CPU) or instructblip-7b (GPU); default: $XMODAL_PRESET, else %(default)s")
     ask.add_argument("--llm-dtype", choices=["float32", "bfloat16", "float16"], help="override the preset's LLM dtype")
     ask.add_argument("--quantization", choices=["none", "nf4"], help="override the preset's LLM quantisation")
-    ask.add_argument("--image")
-    ask.add_argument("--audio")
-    ask.add_argument("--video")
-    ask.add_argument("--points", help="point cloud or mesh file")
+    ask.add_argument("--image", help="png jpg webp bmp gif (limits: README, docs/LIMITS.md)")
+    ask.add_argument("--audio", help="wav flac ogg mp3, at most 30 s")
+    ask.add_argument("--video", help="mp4 webm avi mov gif, at most 120 s")
+    ask.add_argument("--points", help="point cloud (npy npz ply pcd xyz txt pt) or mesh (obj stl ply glb off)")
     ask.add_argument("--optimize", action="store_true", help="rewrite and score the instruction first (IAS + ICO)")
     ask.add_argument("--json", action="store_true", help="print one JSON object instead of streaming text")
-    ask.add_argument("--qformer-prompt", help="text the Q-Formers see instead of the question")
+    ask.add_argument("--qformer-prompt", help="text the Q-Formers see instead of the question (same limits)")
     defaults = GenerationSettings()
-    ask.add_argument("--decoding", choices=["greedy", "beam", "nucleus"], default=defaults.decoding)
-    ask.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens)
-    ask.add_argument("--temperature", type=float, default=defaults.temperature)
-    ask.add_argument("--top-p", type=float, default=defaults.top_p)
-    ask.add_argument("--repetition-penalty", type=float, default=defaults.repetition_penalty)
-    ask.add_argument("--num-beams", type=int, default=defaults.num_beams)
+    ask.add_argument("--decoding", choices=["greedy", "beam", "nucleus"], default=defaults.decoding,
+                     help="default: %(default)s")
+    ask.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens, help="1-1024, default: %(default)s")
+    ask.add_argument("--temperature", type=float, default=defaults.temperature,
+                     help="nucleus only; (0, 5], default: %(default)s")
+    ask.add_argument("--top-p", type=float, default=defaults.top_p, help="nucleus only; (0, 1], default: %(default)s")
+    ask.add_argument("--repetition-penalty", type=float, default=defaults.repetition_penalty,
+                     help="[1, 3], default: %(default)s")
+    ask.add_argument("--num-beams", type=int, default=defaults.num_beams, help="beam only; 1-8, default: %(default)s")
     ask.add_argument("--no-prefix-cues", action="store_true", help="leave out the ' image: ' style cues")
-    ask.add_argument("--projection", choices=["qformer", "linear"], default=defaults.projection)
+    ask.add_argument("--projection", choices=["qformer", "linear"], default=defaults.projection,
+                     help="the Q-Former or the linear-projection baseline; default: %(default)s")
     ask.add_argument("--cmaa", action="store_true", help="fuse the instruction with Cross-Modal Alignment Attention")
-    ask.add_argument("--seed", type=int, default=defaults.seed)
+    ask.add_argument("--seed", type=int, default=defaults.seed, help="for nucleus sampling; default: %(default)s")
     return parser
 
 
@@ -59,6 +66,8 @@ def run_ask(args: argparse.Namespace) -> int:
     request = request_from_args(args)
     request.settings.validate()
     checked_question(request.question)
+    if request.qformer_prompt is not None:
+        checked_question(request.qformer_prompt, "the Q-Former prompt")
     overrides = {k: v for k, v in {"llm_dtype": args.llm_dtype, "quantization": args.quantization}.items() if v}
     preset = get_preset(args.preset, **overrides)
     # decoded before the model loads: a bad file is refused in a second, and decoded once all the same
@@ -84,14 +93,16 @@ def run_ask(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s: %(message)s")
-    from transformers.utils import logging as transformers_logging
+    try:  # Ctrl-C while the heavy modules import is a plain interrupt too, not a traceback
+        from transformers.utils import logging as transformers_logging
 
+        from core.checkpoints import CheckpointError
+        from core.media import MediaError
+        from core.sources import SourceNotFoundError
+    except KeyboardInterrupt:
+        return 130
     transformers_logging.set_verbosity_error()
     transformers_logging.disable_progress_bar()  # the terminal shows the answer, not weight-loading bars
-    from core.checkpoints import CheckpointError
-    from core.media import MediaError
-    from core.sources import SourceNotFoundError
-
     try:
         return run_ask(args)
     except (MediaError, ValueError, CheckpointError, SourceNotFoundError) as error:

@@ -84,8 +84,12 @@ def is_still_image(info: Probe) -> bool:
 
 
 def content_name(info: Probe) -> str:
-    """The container as a user would name it: "png" rather than ffmpeg's "png_pipe"."""
-    return info.container.replace("_pipe", "")
+    """The container as a user would name it: "png" rather than ffmpeg's "png_pipe", "MOV/MP4 video" rather than
+    its demuxer list "mov,mp4,m4a,3gp,3g2,mj2"."""
+    names = [name.replace("_pipe", "") for name in info.container.split(",")]
+    if len(names) == 1:
+        return names[0]
+    return "/".join(name.upper() for name in names[:2]) + (" video" if info.video_stream is not None else "")
 
 
 def read_frame(path: Path, stream: int, time_s: float) -> Optional[Image.Image]:

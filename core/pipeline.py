@@ -96,6 +96,8 @@ class Pipeline:
         question_tokens = len(self.model.llm.tokenizer(question, add_special_tokens=False).input_ids)
         if question_tokens > MAX_QUESTION_TOKENS:
             raise ValueError(f"the question is {question_tokens:,} tokens; the limit is {MAX_QUESTION_TOKENS:,}")
+        if (request.qformer_prompt or "").strip():  # blank means none (the app's empty box)
+            checked_question(request.qformer_prompt, "the Q-Former prompt")
         unknown = set(request.media_paths()) - set(self.model.modalities)
         if unknown:
             raise ValueError(f"preset {self.preset.name!r} has no {sorted(unknown)[0]} model")

@@ -23,13 +23,14 @@ Decoding = Literal["greedy", "beam", "nucleus"]
 Projection = Literal["qformer", "linear"]
 
 
-def checked_question(text: str) -> str:
-    """The question without surrounding space; an empty or over-long one is refused with the reason."""
+def checked_question(text: str, what: str = "the question") -> str:
+    """The question (or `what` else the LLM or the Q-Formers read) without surrounding space; an empty or
+    over-long one is refused with the reason."""
     question = text.strip()
     if not question:
-        raise ValueError("the question is empty")
+        raise ValueError(f"{what} is empty")
     if len(question) > MAX_QUESTION_CHARS:
-        raise ValueError(f"the question is {len(question):,} characters; the limit is {MAX_QUESTION_CHARS:,}")
+        raise ValueError(f"{what} is {len(question):,} characters; the limit is {MAX_QUESTION_CHARS:,}")
     return question
 
 
@@ -57,15 +58,15 @@ class GenerationSettings:
             raise ValueError("CMAA fuses the instruction into the Q-Former's tokens; it cannot be combined with "
                              "the linear projection")
         if not 1 <= self.max_new_tokens <= 1024:
-            raise ValueError("max_new_tokens must be between 1 and 1024")
+            raise ValueError(f"max_new_tokens must be between 1 and 1024, not {self.max_new_tokens}")
         if not 0.0 < self.temperature <= 5.0:
-            raise ValueError("temperature must be in (0, 5]")
+            raise ValueError(f"temperature must be in (0, 5], not {self.temperature}")
         if not 0.0 < self.top_p <= 1.0:
-            raise ValueError("top_p must be in (0, 1]")
+            raise ValueError(f"top_p must be in (0, 1], not {self.top_p}")
         if not 1.0 <= self.repetition_penalty <= 3.0:
-            raise ValueError("repetition_penalty must be in [1, 3]")
+            raise ValueError(f"repetition_penalty must be in [1, 3], not {self.repetition_penalty}")
         if not 1 <= self.num_beams <= 8:
-            raise ValueError("num_beams must be between 1 and 8")
+            raise ValueError(f"num_beams must be between 1 and 8, not {self.num_beams}")
 
 
 @dataclass

@@ -80,6 +80,12 @@ def test_bad_media_and_an_empty_question_are_refused_before_the_model_loads(tmp_
     assert "huge.png: the image is 8000x5001 = 40.01 megapixels" in capsys.readouterr().err
     assert cli.main(["ask", "   "]) == 2
     assert "error: the question is empty" in capsys.readouterr().err
+    assert cli.main(["ask", "--qformer-prompt", "x" * 4001, "What is it?"]) == 2
+    assert "error: the Q-Former prompt is 4,001 characters; the limit is 4,000" in capsys.readouterr().err
+    assert cli.main(["ask", "--max-new-tokens", "5000", "What is it?"]) == 2
+    assert "error: max_new_tokens must be between 1 and 1024, not 5000" in capsys.readouterr().err
+    assert cli.main(["ask", "--temperature", "nan", "What is it?"]) == 2
+    assert "error: temperature must be in (0, 5], not nan" in capsys.readouterr().err
 
 
 def test_wrong_kind_for_the_flag_missing_file_and_folder(tmp_path):

@@ -157,6 +157,13 @@ def test_audio_with_image_content(tmp_path):
     raises_media_error(CorruptFileError, load_audio, path)
 
 
+def test_audio_with_video_content_names_it_plainly(tmp_path):
+    path = tmp_path / "clip.wav"
+    path.write_bytes(make_video(tmp_path / "clip.mp4", seconds=1.0).read_bytes())
+    error = raises_media_error(CorruptFileError, load_audio, path)
+    assert "its content is MOV/MP4 video, not sound" in str(error), "not ffmpeg's list mov,mp4,m4a,3gp,3g2,mj2"
+
+
 # --- video ------------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("ext", ["mp4", "webm", "avi", "mov", "gif"])

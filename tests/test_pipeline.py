@@ -163,6 +163,8 @@ def test_bad_input_raises_a_media_error(tiny_pipeline, tmp_path):
         tiny_pipeline.ask(AskRequest("   ", settings=SHORT))
     with pytest.raises(ValueError, match="4,001 characters; the limit is 4,000"):
         tiny_pipeline.ask(AskRequest("x" * 4001, settings=SHORT))
+    with pytest.raises(ValueError, match="the Q-Former prompt is 4,001 characters"):  # the API's path to it
+        tiny_pipeline.ask(AskRequest("What is it?", settings=SHORT, qformer_prompt="x" * 4001))
     emoji = "\U0001F984" * 3000  # under the character limit, 9,000 tokens: refused before the optimiser runs
     with pytest.raises(ValueError, match="tokens; the limit is 1,500"):
         tiny_pipeline.ask(AskRequest(emoji, settings=SHORT, optimize=True))
