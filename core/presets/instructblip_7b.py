@@ -81,8 +81,8 @@ def build_instructblip_7b(preset: Preset):
     from core.xinstructblip_import import build_bridge
 
     if not gpu_preset_allowed():
-        raise ValueError(f"preset {NAME!r} needs a CUDA GPU (about 12 GB); set {FORCE_ENV}=1 to run it on the CPU "
-                         "anyway (slow, about 16 GB of memory)")
+        raise ValueError(f"preset {NAME!r} needs a CUDA GPU (it is planned to fit in 12 GB, about 8-9 GB "
+                         f"expected); set {FORCE_ENV}=1 to run it on the CPU anyway (slow, about 16 GB of memory)")
     options = preset.options
     for modality, (qformer_option, encoder_option) in ENCODER_FILES.items():
         given = [o for o in (qformer_option, encoder_option) if options[o]]
