@@ -35,10 +35,12 @@ QUESTION_KINDS = {
     "pitch": "pitch pitched high low",
     "motion": "move moves moving direction",
     "speed": "fast slow slowly quickly speed",
+    "person": "who whom whose",
 }
 """Words that say what a question asks. A rewrite may fix the wording but not the kind: the small LLM turns
 "colour cone" into "How does the cone look?" and "side sphere" into "How big is the sphere?", and IAS, a fluency
-score, prefers those fluent wrong questions to the vague right ones."""
+score, prefers those fluent wrong questions to the vague right ones. "who" asks for a person, which no tiny-world
+scene holds: "wat objct is on teh left?" became "Who is the one on the left?"."""
 _KIND_OF_WORD = {word: kind for kind, words in QUESTION_KINDS.items() for word in words.split()}
 QUESTION_PHRASES = {"how much": "count"}
 """Kinds said by a phrase, not a word: "How much is the shape?" asks a count, "not too much trouble" asks nothing."""

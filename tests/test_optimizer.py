@@ -197,6 +197,12 @@ def test_a_rewrite_that_adds_or_drops_a_negation_asks_the_opposite(rewrite, orig
     assert meaning_change(rewrite, original) == reason
 
 
+def test_a_rewrite_that_asks_who_asks_for_a_person():
+    """Seen in bench/optimizer.py on the 3D scene."""
+    assert meaning_change("Who is the one on the left?", "wat objct is on teh left?") == "changes what is asked"
+    assert meaning_change("Who is on the left?", "who is on teh left") is None
+
+
 def test_a_rewrite_that_asks_something_else_is_dropped(optimizer, encoded, monkeypatch):
     """The failure seen in the optimiser evaluation: a fluent rewrite of another kind of question."""
     outputs = iter([["How does the cone look?\n", "How big is the cone?\n", "What colour is the cone?\n"], ["\n"]])
