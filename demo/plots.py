@@ -115,8 +115,11 @@ def spectrogram_figure(waveform: np.ndarray, sample_rate: int,
                        segments: Optional[Sequence[tuple[float, float]]] = None, title: str = "") -> go.Figure:
     """A clip's spectrogram; optionally attention over time (times, weights) on a second axis and segment bounds."""
     times, freqs, db = spectrogram_db(waveform, sample_rate)
+    # cell edges, not centres: the columns then span the whole clip, as the attention curve and segments do (drawn
+    # from centres, the last column stopped half a hop short, a visible gap on a clip of a few windows)
+    edges = np.concatenate([[0.0], (times[:-1] + times[1:]) / 2, [len(waveform) / sample_rate]])
     fig = make_subplots(specs=[[{"secondary_y": attention is not None}]])
-    fig.add_trace(go.Heatmap(x=times, y=freqs, z=db, colorscale="Viridis", showscale=False,
+    fig.add_trace(go.Heatmap(x=edges, y=freqs, z=db, colorscale="Viridis", showscale=False,
                              zmin=float(db.max()) - DYNAMIC_RANGE_DB, zmax=float(db.max()),
                              hovertemplate="%{x:.2f} s, %{y:.0f} Hz<br>%{z:.1f} dB<extra></extra>"))
     if attention is not None:

@@ -69,6 +69,13 @@ def test_spectrogram_figure_draws_attention_on_a_second_axis_with_segment_bounds
     assert _types(fig) == ["heatmap", "scatter"]
     assert fig.data[1].yaxis == "y2"
     assert [shape.x0 for shape in fig.layout.shapes] == [1.0]
+    edges = np.asarray(fig.data[0].x)
+    assert len(edges) == np.asarray(fig.data[0].z).shape[1] + 1 and (edges[0], edges[-1]) == (0.0, 2.0)
+
+
+def test_a_very_short_clip_has_its_spectrogram_over_the_whole_clip():
+    fig = plots.spectrogram_figure(np.sin(np.arange(800) / 3.0), 16000)  # 50 ms: a few windows
+    assert (fig.data[0].x[0], fig.data[0].x[-1]) == (0.0, 0.05)
 
 
 def test_point_cloud_is_thinned_deterministically_and_coloured_by_choice():
