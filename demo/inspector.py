@@ -60,8 +60,8 @@ def inspector_view(turn: Optional[Turn]) -> InspectorView:
 
 def _chart_title(rank: int, candidate, final: str, width: int = 60) -> str:
     text = candidate.instruction.strip()
+    used = ", used" if text == final else ""  # before shortening: a long final instruction is used all the same
     text = text if len(text) <= width else text[:width - 1] + "…"
-    used = ", used" if text == final else ""
     return f"{rank}. {candidate.source}{used}: IAS {candidate.ias:.3f}, {text!r}"
 
 

@@ -263,6 +263,14 @@ def test_inspector_ranks_candidates_by_ias_and_diffs_the_final_instruction():
     assert "without the optimiser" in inspector_view(Turn("x", result=_result())).status
 
 
+def test_a_long_instruction_used_is_marked_used_on_its_shortened_chart_title():
+    long = "What is the colour of the small ball that lies to the left of the big red cube in this picture?"
+    candidates = [InstructionCandidate(long, 1.0, [1.0], ["What"], "original")]
+    turn = Turn(long, result=_result(optimizer=OptimizerTrace(candidates, "", long, {"total": 0.1})))
+    [title] = [annotation.text for annotation in inspector_view(turn).token_nll.layout.annotations]
+    assert title.startswith("1. original, used: IAS 1.000, 'What is the colour") and title.endswith("…'")
+
+
 def test_inspector_says_when_stop_cut_the_optimiser_short():
     stopped = OptimizerTrace([], "", "what is it", {"rewrite": 0.2, "total": 0.2}, stopped=True)
     turn = Turn("what is it", result=_result(optimizer=stopped))
