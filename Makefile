@@ -26,23 +26,40 @@ bench: install
 	$(OFFLINE_ENV) $(PY) bench/latency.py
 
 # Regenerates the tiny world and every shipped checkpoint in assets/checkpoints/tiny/ (train/README.md explains the
-# stages; each one resumes after an interruption, so rerunning continues where it stopped).
+# stages; each one resumes after an interruption, so rerunning continues where it stopped). After the world, the
+# four modalities train as lanes side by side, one torch thread each, the schedule train/RESULTS.md timed (two lanes
+# per core keep both cores busy through each lane's single-threaded stretches); each lane writes its progress to
+# runs/logs/<modality>.log. LANES=1 runs them one after another.
 WORLD_COUNTS ?= --train 6000 --val 100 --test 200
 MODALITIES := image points audio video
+LANES ?= 4
+LANE_THREADS ?= 1
 RUN := $(OFFLINE_ENV) OMP_WAIT_POLICY=PASSIVE $(PY)
+LOGS := runs/logs
+.PHONY: $(addprefix lane-,$(MODALITIES))
+
 checkpoints: install
+	mkdir -p $(LOGS)
 	$(RUN) -m train.world --out data/world $(WORLD_COUNTS) --workers 2
-	$(RUN) -m train.pretrain_points --epochs 16 --train-clouds 1500
-	for m in $(MODALITIES); do for split in test val train; do \
-		$(RUN) -m train.features --split $$split --modality $$m && \
-		$(RUN) -m train.qa_gen --split $$split --modality $$m || exit 1; done; done
-	for m in $(MODALITIES); do \
-		$(RUN) -m train.train_qformer --config train/configs/$${m}_stage1.json && \
-		$(RUN) -m train.train_qformer --config train/configs/$${m}_qformer.json && \
-		$(RUN) -m train.train_qformer --config train/configs/$${m}_linear_stage1.json && \
-		$(RUN) -m train.train_qformer --config train/configs/$${m}_linear.json && \
-		$(RUN) -m train.train_qformer --config train/configs/$${m}_cmaa.json || exit 1; done
+	$(MAKE) --no-print-directory -j$(LANES) $(addprefix lane-,$(MODALITIES))
 	$(RUN) -m train.discrn --world data/world --out data/discrn --pairs 1000
+
+# The 3D lane first pre-trains the point-group encoder its features come from.
+lane-points: PRETRAIN = $(RUN) -m train.pretrain_points --epochs 16 --train-clouds 1500 --threads $(LANE_THREADS);
+
+# One modality: features and instructions of each split, then warm start, Q-Former, linear baseline, CMAA. The
+# status is read after the subshell: inside a `( ... ) || ...` list the shell would ignore its `set -e`.
+$(addprefix lane-,$(MODALITIES)): lane-%:
+	@echo "lane $*: started $$(date +%T); progress in $(LOGS)/$*.log"
+	@( set -e; $(PRETRAIN) \
+	for split in test val train; do \
+		$(RUN) -m train.features --split $$split --modality $* --threads $(LANE_THREADS); \
+		$(RUN) -m train.qa_gen --split $$split --modality $* --threads $(LANE_THREADS); done; \
+	for part in stage1 qformer linear_stage1 linear cmaa; do \
+		$(RUN) -m train.train_qformer --config train/configs/$*_$$part.json --threads $(LANE_THREADS); done \
+	) >>$(LOGS)/$*.log 2>&1; \
+	if [ $$? -ne 0 ]; then tail -n 20 $(LOGS)/$*.log; echo "lane $*: failed, see $(LOGS)/$*.log"; exit 1; fi
+	@echo "lane $*: done $$(date +%T)"
 
 clean:
 	rm -rf $(VENV)
