@@ -37,6 +37,7 @@ REWRITE_HEADER = (
     "Question: I was wondering whether you might be able to tell me how many dogs there are, if possible?\n"
     "Rewrite: How many dogs are there?\n"
     "Question: size boat\nRewrite: How big is the boat?\n"
+    "Question: descibe this foto\nRewrite: Describe this photo.\n"
 )
 REWRITE_QUERY = "Question: {question}\nRewrite:"
 
