@@ -241,6 +241,14 @@ def test_optimizer_returns_a_scored_non_empty_instruction(optimizer, encoded):
     assert {"rewrite", "score", "total"} <= set(trace.timings_s)
 
 
+def test_a_request_for_a_description_is_rewritten_as_one(optimizer):
+    """The few-shot prompt shows a "describe" request: without it, the 135M LLM turned every one into a question
+    about the examples' boat, and the checks dropped them all."""
+    kept = [optimizer.rewrite("descrbe teh picture", ["image"], seed=seed)[0] for seed in range(4)]
+    describing = [rewrites for rewrites in kept if any("descr" in r.lower() for r in rewrites)]
+    assert len(describing) >= 3, kept
+
+
 def test_empty_question_is_refused(optimizer, encoded):
     with pytest.raises(ValueError, match="empty"):
         optimizer.optimize("   ", encoded)
