@@ -27,9 +27,9 @@ bench: install
 
 # Regenerates the tiny world and every shipped checkpoint in assets/checkpoints/tiny/ (train/README.md explains the
 # stages; each one resumes after an interruption, so rerunning continues where it stopped). After the world, the
-# four modalities train as lanes side by side, one torch thread each, the schedule train/RESULTS.md timed (two lanes
-# per core keep both cores busy through each lane's single-threaded stretches); each lane writes its progress to
-# runs/logs/<modality>.log. LANES=1 runs them one after another.
+# four modalities train as lanes side by side, one torch thread each (the schedule train/RESULTS.md timed); each
+# lane writes its progress to runs/logs/<modality>.log. LANES=1 runs them one after another, LANE_THREADS=2 gives
+# each lane two threads.
 WORLD_COUNTS ?= --train 6000 --val 100 --test 200
 MODALITIES := image points audio video
 LANES ?= 4
