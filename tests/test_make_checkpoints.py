@@ -38,7 +38,7 @@ def test_every_config_runs_once_after_the_run_it_starts_from(tmp_path):
                  if (m := re.search(r"--config (\S+)", c)))
     assert ran == shipped
     for modality, commands in lanes.items():
-        written: set[str] = set()  # what the lane's earlier training runs wrote: run folders' exports, exports
+        written: set[str] = set()  # the files the lane's earlier runs wrote: run-folder copy, export
         for command in commands:
             config_path = re.search(r"--config (\S+)", command)
             if not config_path:
