@@ -47,6 +47,7 @@ def main() -> None:
 
     import torch
 
+    from bench.machine import machine_record
     from core.optimizer import REWRITE_HEADER, REWRITE_QUERY
     from train.frozen_models import load_tiny_llm
 
@@ -67,10 +68,7 @@ def main() -> None:
                           "weight_read_gb_s_1_row": round(weight_mb / 1e3 / per_rows[1], 1),
                           "ratio_3_rows_over_1": round(per_rows[3] / per_rows[1], 2)}
     print(json.dumps({
-        "machine": {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                    "omp_wait_policy": os.environ["OMP_WAIT_POLICY"],
-                    "load_average_before": [round(x, 2) for x in load_before],
-                    "load_average_after": [round(x, 2) for x in os.getloadavg()]},
+        "machine": machine_record(load_before),
         "prompt_tokens": int(prompt_ids.shape[1]), "runs": args.runs, "steps": args.steps, "results": results,
         "float32_over_bfloat16": {
             rows: round(results["float32"][f"step_ms_{rows}"] / results["bfloat16"][f"step_ms_{rows}"], 2)

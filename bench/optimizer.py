@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -94,6 +93,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
 
+    from bench.machine import machine_record
     from core.pipeline import Pipeline
     from core.schema import AskRequest, GenerationSettings
 
@@ -136,10 +136,7 @@ def main() -> None:
             "ias": ias_cost(pipeline, encoded, [c.instruction for c in trace.candidates], args.runs),
         }
     print(json.dumps({
-        "machine": {"cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                    "omp_wait_policy": os.environ["OMP_WAIT_POLICY"],
-                    "load_average_before": [round(x, 2) for x in load_before],
-                    "load_average_after": [round(x, 2) for x in os.getloadavg()], "python": platform.python_version()},
+        "machine": machine_record(load_before),
         "runs": args.runs, "max_new_tokens": settings.max_new_tokens, "results": results,
     }, indent=2))
 
