@@ -2,8 +2,8 @@
 
 Times single-token steps after a prompt of about 100 tokens (the optimiser's few-shot rewrite prompt), with 1 row
 (an answer) and 3 rows (the optimiser's batched rewrites), with the weights in float32 (the preset's default) and
-bfloat16. Prints one JSON object: the median step time of each case over several runs, the implied weight-read rate
-at one row, and the ratios 3 rows / 1 row and float32 / bfloat16 measured in the same process.
+bfloat16. Prints one JSON object: the median step time of each case over several runs, and the ratios 3 rows / 1 row
+and float32 / bfloat16 measured in the same process.
 
     python bench/decode_step.py [--runs 5] [--steps 12] [--threads 2]
 """
@@ -65,7 +65,6 @@ def main() -> None:
                     for rows in (1, 3)}
         results[dtype] = {"weights_mb": round(weight_mb), "step_ms_1_row": round(per_rows[1] * 1e3, 1),
                           "step_ms_3_rows": round(per_rows[3] * 1e3, 1),
-                          "weight_read_gb_s_1_row": round(weight_mb / 1e3 / per_rows[1], 1),
                           "ratio_3_rows_over_1": round(per_rows[3] / per_rows[1], 2)}
     print(json.dumps({
         "machine": machine_record(load_before),
